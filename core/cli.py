@@ -1,0 +1,368 @@
+"""Command line: python -m core {run, list, sweep, runs, delete, export, bench}.
+
+Every subcommand builds RunConfigs and calls core.training.run; nothing here trains or scores.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from .config import ConfigError, RunConfig
+from .data import DataError
+from .models import ModelError
+
+# RunConfig fields exposed as --flags, with how to parse them.
+def _parse_size(text: str):
+    return None if text in ("all", "none", "None") else int(text)
+
+
+def _opt_int(text: str):
+    return None if text in ("none", "None", "") else int(text)
+
+
+def _opt_float(text: str):
+    return None if text in ("none", "None", "") else float(text)
+
+
+PARSERS = {
+    "task": str, "size": _parse_size, "strategy": str, "model": str, "seed": int, "lr": _opt_float,
+    "head_lr": _opt_float, "epochs": _opt_int, "batch_size": _opt_int, "max_length": int, "warmup": float,
+    "weight_decay": float, "dropout": _opt_float, "feature_layer": _opt_int, "pooling": str,
+    "freeze_layers": int, "layer_lr_decay": float, "lora_r": int, "lora_alpha": int, "lora_dropout": float,
+    "lora_targets": lambda s: tuple(t.strip() for t in s.split(",") if t.strip()),
+    "eval_size": _parse_size, "general_size": int, "device": str, "precision": str,
+}
+assert set(PARSERS) == {f.name for f in fields(RunConfig)}, "every RunConfig field needs a parser"
+
+
+def add_config_flags(p: argparse.ArgumentParser, skip=()):
+    for name, parse in PARSERS.items():
+        if name not in skip:
+            p.add_argument("--" + name.replace("_", "-"), dest=name, type=str, default=None,
+                           help=f"(default: {getattr(RunConfig(), name)!r}; None = the strategy's default)")
+
+
+def config_from_args(args, **overrides) -> RunConfig:
+    values = {}
+    for name, parse in PARSERS.items():
+        raw = getattr(args, name, None)
+        if raw is not None:
+            try:
+                values[name] = parse(raw)
+            except ValueError:
+                raise ConfigError(f"--{name.replace('_', '-')}: cannot read {raw!r}") from None
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def fmt_pct(x):
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def result_table(r) -> str:
+    g, p = r.general, r.pretrained_general
+    lines = [
+        f"run {r.key}  task={r.task} strategy={r.strategy} size={r.size} seed={r.seed}"
+        + ("  (from the run store)" if r.cached else ""),
+        f"  in-domain accuracy     {fmt_pct(r.in_domain_acc):>6} %   macro-F1 {fmt_pct(r.in_domain_f1)} %"
+        f"   (majority class {fmt_pct(r.majority_acc)} %, n={r.n_eval})",
+        f"  train accuracy         {fmt_pct(r.train_acc):>6} %   overfitting gap {100 * r.overfit_gap:+.1f} pts",
+        f"  general score (fixed)  {fmt_pct(g['score']):>6} %   {100 * r.general_delta:+.1f} pts vs pre-trained "
+        f"{fmt_pct(p['score'])} % (SE {100 * g['stderr']:.1f})",
+        f"  general score (refit)  {fmt_pct(g['score_refit']):>6} %   {100 * r.general_delta_refit:+.1f} pts",
+        "  per task (fixed/refit) " + "  ".join(f"{k} {fmt_pct(v['fixed'])}/{fmt_pct(v['refit'])}"
+                                               for k, v in g["per_task"].items()),
+        f"  trainable parameters   {r.trainable_params:,} of {r.total_params:,}",
+        f"  time                   {r.timings.get('total', 0):.1f} s  ("
+        + ", ".join(f"{k} {v:.1f}" for k, v in r.timings.items() if k != "total") + f")  on {r.device} {r.precision}",
+    ]
+    for w in r.warnings:
+        lines.append(f"  WARNING: {w}")
+    return "\n".join(lines)
+
+
+class ProgressBar:
+    """A tqdm bar over the run's overall fraction, labelled with its stage."""
+
+    def __init__(self, enabled: bool, desc: str = ""):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, desc=desc, bar_format="{desc} {bar} {percentage:3.0f}% {postfix}",
+                            file=sys.stderr, leave=False)
+
+    def __call__(self, ev: dict):
+        if self.bar is None:
+            return
+        self.bar.n = int(1000 * ev["fraction"])
+        eta = ev.get("eta_s")
+        self.bar.set_postfix_str(f"{ev['stage']}: {ev['message']}" + (f" ~{eta:.0f}s left" if eta else ""))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_run(args, store):
+    from .training import run
+
+    cfg = config_from_args(args)
+    bar = ProgressBar(not args.json and not args.quiet, desc=f"{cfg.strategy} n={cfg.size}")
+    try:
+        result = run(cfg, on_progress=bar, store=None if args.no_store else store)
+    finally:
+        bar.close()
+    print(json.dumps(result.to_dict(), indent=1) if args.json else result_table(result))
+
+
+def cmd_list(args, store):
+    from .data import TASKS
+    from .models import MODELS
+    from .strategies import STRATEGIES
+
+    if args.json:
+        print(json.dumps({"models": {k: v.title for k, v in MODELS.items()},
+                          "tasks": {k: {"title": v.title, "domain": v.domain, "general": v.general}
+                                    for k, v in TASKS.items()},
+                          "strategies": {k: v.summary for k, v in STRATEGIES.items()}}, indent=1))
+        return
+    print("models:")
+    for name, m in MODELS.items():
+        print(f"  {name:20s} {m.title}  [{m.licence}]")
+    print("  (or a local folder with safetensors weights, or a hub id when online)")
+    print("tasks:")
+    for name, t in TASKS.items():
+        print(f"  {name:20s} {t.title} ({t.domain}){'  [general benchmark]' if t.general else ''}")
+    print("  (or csv:PATH for your own file with columns text,label[,split]; hf:ID for a hub dataset)")
+    print("strategies:")
+    for name, s in STRATEGIES.items():
+        print(f"  {name:20s} {s.summary}")
+
+
+def cmd_runs(args, store):
+    results = store.list(task=args.task, strategy=args.strategy)
+    if args.json:
+        print(json.dumps([r.summary() for r in results], indent=1))
+        return
+    print(f"{'key':16s} {'task':14s} {'strategy':19s} {'size':>5s} {'seed':>4s} {'in-dom':>6s} {'train':>6s} "
+          f"{'general':>7s} {'Δgen':>6s} {'time':>6s}")
+    for r in results:
+        print(f"{r.key:16s} {r.task:14s} {r.strategy:19s} {r.size:5d} {r.seed:4d} {fmt_pct(r.in_domain_acc):>6s} "
+              f"{fmt_pct(r.train_acc):>6s} {fmt_pct(r.general['score']):>7s} {100 * r.general_delta:+6.1f} "
+              f"{r.timings.get('total', 0):6.1f}")
+    print(f"{len(results)} runs in {store.path}")
+
+
+def cmd_delete(args, store):
+    keys = [r.key for r in store.list()] if args.all else args.keys
+    print(f"deleted {store.delete(keys)} run(s)")
+
+
+def cmd_export(args, store):
+    from .store import to_csv, to_json
+
+    results = store.list(task=args.task, strategy=args.strategy)
+    text = to_csv(results) if args.format == "csv" else to_json(results)
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {len(results)} runs to {args.out}")
+    else:
+        sys.stdout.write(text)
+
+
+def parse_grid(items: list[str]) -> dict:
+    """['lr=2e-5,5e-5', 'epochs=3'] -> {'lr': [2e-5, 5e-5], 'epochs': [3]}"""
+    grid = {}
+    for item in items or []:
+        name, _, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if name not in PARSERS or not values:
+            raise ConfigError(f"--grid wants FIELD=v1,v2,... with a config field (got {item!r})")
+        if name == "lora_targets":
+            grid[name] = [PARSERS[name](v) for v in values.split(";")]
+        else:
+            grid[name] = [PARSERS[name](v) for v in values.split(",")]
+    return grid
+
+
+def sweep_configs(base: RunConfig, sizes, strategies, seeds, grid: dict) -> list[RunConfig]:
+    names = list(grid)
+    configs = []
+    for strategy, size, combo, seed in itertools.product(strategies, sizes, itertools.product(*grid.values()),
+                                                         seeds):
+        configs.append(base.replace(strategy=strategy, size=size, seed=seed, **dict(zip(names, combo))))
+    return configs
+
+
+def mean_sd(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def sweep_table(results, grid_names) -> str:
+    """Markdown: one row per cell (strategy, size, grid values), mean ± sd over seeds."""
+    cells = {}
+    for r in results:
+        cell = (r.strategy, r.size) + tuple(str(r.config.get(n)) for n in grid_names)
+        cells.setdefault(cell, []).append(r)
+    head = ["strategy", "size"] + grid_names + ["seeds", "in-domain acc", "train acc", "general (fixed probe)",
+                                               "Δ general fixed", "Δ general refit", "trainable params", "time s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def pm(vals, scale=100, signed=False):
+        m, sd = mean_sd(vals)
+        if m is None:
+            return "-"
+        return (f"{scale * m:+.1f}" if signed else f"{scale * m:.1f}") + f" ± {scale * sd:.1f}"
+
+    for cell, rs in cells.items():
+        lines.append("| " + " | ".join([cell[0], str(cell[1])] + list(cell[2:]) + [
+            str(len(rs)), pm([r.in_domain_acc for r in rs]), pm([r.train_acc for r in rs]),
+            pm([r.general["score"] for r in rs]), pm([r.general_delta for r in rs], signed=True),
+            pm([r.general_delta_refit for r in rs], signed=True), f"{rs[0].trainable_params:,}",
+            f"{statistics.fmean(r.timings.get('total', 0) for r in rs):.1f}"]) + " |")
+    return "\n".join(lines)
+
+
+def cmd_sweep(args, store):
+    from .training import run
+
+    base = config_from_args(args, )
+    strategies = args.strategies
+    grid = parse_grid(args.grid)
+    configs = sweep_configs(base, args.sizes, strategies, args.seeds, grid)
+    for c in configs:
+        c.resolved()   # fail on a bad value before hours of training, not after
+    results, t0 = [], time.time()
+    for i, cfg in enumerate(configs, 1):
+        bar = ProgressBar(not args.quiet, desc=f"[{i}/{len(configs)}] {cfg.strategy} n={cfg.size} seed={cfg.seed}")
+        try:
+            r = run(cfg, on_progress=bar, store=store)
+        finally:
+            bar.close()
+        results.append(r)
+        print(f"[{i}/{len(configs)}] {r.strategy:18s} n={r.size:<5d} seed={r.seed} "
+              + " ".join(f"{n}={r.config.get(n)}" for n in grid)
+              + f"  in-domain {fmt_pct(r.in_domain_acc)}  train {fmt_pct(r.train_acc)}  general "
+                f"{fmt_pct(r.general['score'])} ({100 * r.general_delta:+.1f})  {r.timings['total']:.0f}s"
+              + ("  cached" if r.cached else ""), flush=True)
+    table = sweep_table(results, list(grid))
+    print(table)
+    if args.out:
+        pre = results[0].pretrained_general
+        command = "python -m core sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        doc = [f"# {args.title}", "",
+               f"Generated by `{command}` on {time.strftime('%Y-%m-%d')} "
+               f"({results[0].device}, {results[0].precision}); {len(results)} runs, "
+               f"{time.time() - t0:.0f} s of which the run store answered {sum(r.cached for r in results)}.", "",
+               f"Model `{base.model}`, in-domain task `{base.task}` (test subset n={results[0].n_eval}). "
+               f"General score: mean accuracy of SentEval-style logistic probes on MR, CR, TREC-6 and Rotten "
+               f"Tomatoes (1,000 test sentences each; SE of the mean {100 * pre['stderr']:.1f} points). "
+               f"Pre-trained encoder: general {fmt_pct(pre['score'])} %"
+               + " (" + ", ".join(f"{k} {fmt_pct(v['fixed'])}" for k, v in pre["per_task"].items()) + ").", "",
+               "Cells give mean ± standard deviation over seeds. Δ general fixed: the pre-trained probes scored "
+               "on the adapted encoder's features; refit: probes fitted anew on them.", "", table, ""]
+        if args.json_out:
+            Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json_out).write_text(json.dumps({"command": command, "runs": [r.to_dict() for r in results]},
+                                                      indent=1))
+            doc.append(f"Every run's full result: `{args.json_out}`.")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("\n".join(doc) + "\n")
+        print(f"wrote {args.out}")
+
+
+def cmd_bench(args, store):
+    from .bench import main as bench_main
+
+    bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="Fine-tuning lab: adapt a pre-trained encoder "
+                                "and measure in-domain accuracy against general-benchmark accuracy.")
+    p.add_argument("--store", help="run store file (default: $FTLAB_HOME/runs.sqlite under the user data dir)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train and evaluate one configuration")
+    add_config_flags(r)
+    r.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--no-store", action="store_true", help="neither read nor write the run store")
+    r.set_defaults(func=cmd_run)
+
+    l = sub.add_parser("list", help="models, tasks and strategies")
+    l.add_argument("--json", action="store_true")
+    l.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("sweep", help="sizes x strategies x seeds (x --grid values); writes a markdown table")
+    add_config_flags(s, skip=("size", "strategy", "seed"))
+    s.add_argument("--sizes", nargs="+", type=_parse_size, default=[64, 256, 1024])
+    s.add_argument("--strategies", nargs="+", default=["feature-extraction", "full", "lora"])
+    s.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    s.add_argument("--grid", nargs="*", help="extra axes, e.g. lr=2e-5,5e-5,1e-4 epochs=3,5")
+    s.add_argument("--out", help="write the table as markdown here (e.g. docs/RESULTS.md)")
+    s.add_argument("--json-out", help="also write every run's full result as JSON here")
+    s.add_argument("--title", default="Results")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_sweep)
+
+    ls = sub.add_parser("runs", help="list stored runs")
+    ls.add_argument("--task")
+    ls.add_argument("--strategy")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_runs)
+
+    d = sub.add_parser("delete", help="delete stored runs by key")
+    d.add_argument("keys", nargs="*")
+    d.add_argument("--all", action="store_true")
+    d.set_defaults(func=cmd_delete)
+
+    e = sub.add_parser("export", help="export stored runs as CSV or JSON")
+    e.add_argument("--format", choices=["csv", "json"], default="csv")
+    e.add_argument("--out")
+    e.add_argument("--task")
+    e.add_argument("--strategy")
+    e.set_defaults(func=cmd_export)
+
+    b = sub.add_parser("bench", help="speed against a Hugging Face Trainer baseline; writes docs/PERFORMANCE.md")
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--size", type=int, default=512)
+    b.add_argument("--out", default="docs/PERFORMANCE.md")
+    b.add_argument("--quick", action="store_true", help="one repeat, small scaling sweep (a smoke test)")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    from .store import RunStore
+    from .training import RunError, RunStopped
+
+    args = build_parser().parse_args(argv)
+    try:
+        store = RunStore(args.store) if args.store else RunStore()
+        args.func(args, store)
+    except (ConfigError, DataError, ModelError, RunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (RunStopped, KeyboardInterrupt):
+        print("stopped", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,170 @@
+"""RunConfig: the single description of a run, and where the lab keeps its files.
+
+Every knob a user can turn is a plain field here. A field left at None takes the
+strategy's default when the config is resolved; fields a strategy does not use are
+cleared, so two configs that would train the same thing hash to the same key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A value in a RunConfig that cannot be run; the message says which and why."""
+
+
+def lab_home() -> Path:
+    """Where the run store and caches live: $FTLAB_HOME, else the user's data directory."""
+    env = os.environ.get("FTLAB_HOME")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        from platformdirs import user_data_dir
+
+        path = Path(user_data_dir("finetune-lab", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir() -> Path:
+    path = lab_home() / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class RunConfig:
+    task: str = "r8"
+    size: int | None = 256          # training examples; None = all the task has
+    strategy: str = "full"
+    model: str = "minilm"
+    seed: int = 0
+    # optimisation (None = the strategy's default)
+    lr: float | None = None         # encoder learning rate (LoRA: adapter rate)
+    head_lr: float | None = None    # the new classification head gets a rate of its own
+    epochs: int | None = None
+    batch_size: int | None = None
+    max_length: int = 128
+    warmup: float = 0.1             # fraction of steps with linear warm-up, then linear decay
+    weight_decay: float = 0.01
+    dropout: float = 0.1            # dropout before the head
+    # what the head reads
+    feature_layer: int | None = None  # 1..num_layers, None = the last
+    pooling: str = "mean"           # "mean" (how MiniLM was trained) or "cls"
+    # full fine-tuning
+    freeze_layers: int = 0          # bottom encoder layers (and embeddings) kept frozen
+    layer_lr_decay: float = 1.0     # lr of layer l = lr * decay ** (num_layers - l)
+    # LoRA
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_targets: tuple[str, ...] = ("query", "value")
+    # evaluation
+    eval_size: int | None = 2000    # in-domain test examples (seeded subset); None = whole test split
+    general_size: int = 1000        # general benchmark: probe-train and probe-test sentences per task
+    device: str = "auto"            # auto | cpu | cuda | mps
+    precision: str = "auto"         # auto (bf16 where supported) | bf16 | fp32
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["lora_targets"] = list(self.lora_targets) if self.lora_targets is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        d = dict(d)
+        if d.get("lora_targets") is not None:
+            targets = d["lora_targets"]
+            if isinstance(targets, str):
+                targets = [t.strip() for t in targets.split(",") if t.strip()]
+            d["lora_targets"] = tuple(targets)
+        return cls(**d)
+
+    def resolved(self) -> "RunConfig":
+        """Fill strategy defaults, clear fields the strategy ignores, and validate."""
+        from .strategies import get_strategy
+
+        try:
+            strat = get_strategy(self.strategy)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        values = self.to_dict()
+        values["strategy"] = strat.name
+        for name, default in strat.defaults.items():
+            if values.get(name) is None:
+                values[name] = default
+        for name in STRATEGY_FIELDS - set(strat.uses):
+            values[name] = None
+        cfg = RunConfig.from_dict(values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def need(ok: bool, msg: str):
+            if not ok:
+                raise ConfigError(msg)
+
+        need(self.size is None or (isinstance(self.size, int) and self.size >= 1),
+             f"size must be a positive number of training examples (got {self.size})")
+        need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer (got {self.seed})")
+        if self.lr is not None:
+            need(0 < self.lr < 1, f"learning rate must be in (0, 1) (got {self.lr})")
+        if self.head_lr is not None:
+            need(0 < self.head_lr < 10, f"head learning rate must be in (0, 10) (got {self.head_lr})")
+        if self.epochs is not None:
+            need(1 <= self.epochs <= 1000, f"epochs must be between 1 and 1000 (got {self.epochs})")
+        if self.batch_size is not None:
+            need(1 <= self.batch_size <= 4096, f"batch size must be between 1 and 4096 (got {self.batch_size})")
+        need(8 <= self.max_length <= 512, f"max length must be between 8 and 512 tokens (got {self.max_length})")
+        need(0 <= self.warmup < 1, f"warmup must be a fraction in [0, 1) (got {self.warmup})")
+        need(0 <= self.weight_decay < 1, f"weight decay must be in [0, 1) (got {self.weight_decay})")
+        need(0 <= self.dropout < 1, f"dropout must be in [0, 1) (got {self.dropout})")
+        need(self.pooling in ("mean", "cls"), f"pooling must be 'mean' or 'cls' (got {self.pooling!r})")
+        if self.freeze_layers is not None:
+            need(self.freeze_layers >= 0, f"frozen layers must be >= 0 (got {self.freeze_layers})")
+        if self.layer_lr_decay is not None:
+            need(0 < self.layer_lr_decay <= 1, f"layer-wise lr decay must be in (0, 1] (got {self.layer_lr_decay})")
+        if self.lora_r is not None:
+            need(1 <= self.lora_r <= 256, f"LoRA rank must be between 1 and 256 (got {self.lora_r})")
+        if self.lora_alpha is not None:
+            need(self.lora_alpha > 0, f"LoRA alpha must be positive (got {self.lora_alpha})")
+        if self.lora_dropout is not None:
+            need(0 <= self.lora_dropout < 1, f"LoRA dropout must be in [0, 1) (got {self.lora_dropout})")
+        if self.lora_targets is not None:
+            need(len(self.lora_targets) > 0, "LoRA needs at least one target module")
+        need(self.eval_size is None or self.eval_size >= 10, f"eval size must be at least 10 (got {self.eval_size})")
+        need(50 <= self.general_size <= 5000,
+             f"general benchmark size must be between 50 and 5000 sentences per task (got {self.general_size})")
+        need(self.device in ("auto", "cpu", "cuda", "mps"), f"device must be auto, cpu, cuda or mps (got {self.device!r})")
+        need(self.precision in ("auto", "bf16", "fp32"), f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+
+    def key(self, model_identity: str, data_identity: str) -> str:
+        """Stable hash of the whole resolved config plus what the model and data really are."""
+        payload = {"config": self.to_dict(), "model": model_identity, "data": data_identity, "v": RESULT_VERSION}
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# Bump when a change to the training or evaluation code makes old stored results incomparable.
+RESULT_VERSION = 1
+
+# Fields that only some strategies use; the others are cleared by resolved().
+STRATEGY_FIELDS = {
+    "lr", "head_lr", "epochs", "batch_size", "warmup", "weight_decay", "dropout",
+    "freeze_layers", "layer_lr_decay", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
+}
+
+# Fields a user may set from the CLI or a URL; type converters for parsing them from text.
+FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}

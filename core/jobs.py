@@ -1,0 +1,295 @@
+"""A small job manager: training runs off the caller's thread, one at a time, in a worker process.
+
+Why a process: a Streamlit rerun or page switch never touches it, a Stop that the loop misses
+can still kill it, an out-of-memory crash takes down the worker and not the app, and when the
+process exits, every byte of model memory (CPU or GPU) goes with it.
+
+Why warm: importing torch and loading the encoder take seconds. The next worker is started
+while the app is idle and waits with the model loaded, so a run shows progress at once.
+
+    manager = JobManager()
+    job = manager.submit(RunConfig(strategy="lora", size=256), owner="session-1")
+    manager.get(job).state / .progress / .result / .error / .position
+    manager.stop(job)
+"""
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+
+from .config import RunConfig
+
+QUEUED, STARTING, RUNNING, DONE, FAILED, STOPPED = "queued", "starting", "running", "done", "failed", "stopped"
+FINISHED = (DONE, FAILED, STOPPED)
+KILL_AFTER_S = 3.0      # a stopped worker that has not ended by then is terminated
+
+
+@dataclass
+class Job:
+    id: str
+    config: RunConfig
+    owner: str
+    state: str = QUEUED
+    progress: dict = field(default_factory=dict)
+    result: object = None        # RunResult when done
+    error: str | None = None
+    error_kind: str | None = None
+    submitted_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    position: int = 0            # place in the queue: 0 = running or finished
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+def _worker_main(conn, stop_event, store_path, model_name):
+    """Worker process: load the model, wait for one job, run it, report, exit."""
+    try:
+        from .models import load_base
+        from .store import RunStore
+        from .training import run
+
+        try:
+            load_base(model_name)          # warm: the first progress then comes at once
+        except Exception:
+            pass                            # the job itself will report a model error clearly
+        conn.send({"type": "ready"})
+        msg = conn.recv()
+        if msg is None:
+            return
+        config = RunConfig.from_dict(msg["config"])
+        store = RunStore(store_path) if store_path is not None else RunStore()
+        result = run(config, on_progress=lambda ev: conn.send({"type": "progress", "progress": ev}),
+                     should_stop=stop_event.is_set, store=store)
+        conn.send({"type": "result", "result": result.to_dict()})
+    except BaseException as err:            # noqa: BLE001 - everything goes back to the manager
+        kind = type(err).__name__
+        if kind == "RunStopped":
+            conn.send({"type": "stopped"})
+        else:
+            message = str(err) or kind
+            if kind == "OutOfMemoryError" or "out of memory" in message.lower():
+                message = "out of memory: lower the batch size or the max length and run again"
+            conn.send({"type": "error", "kind": kind, "message": message,
+                       "traceback": traceback.format_exc(limit=8)})
+    finally:
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+
+class _Worker:
+    def __init__(self, ctx, store_path, model_name):
+        self.parent_conn, child_conn = ctx.Pipe(duplex=True)
+        self.stop_event = ctx.Event()
+        self.process = ctx.Process(target=_worker_main, args=(child_conn, self.stop_event, store_path, model_name),
+                                   daemon=True, name="finetune-lab-worker")
+        self.process.start()
+        child_conn.close()
+        self.ready = False
+
+    def kill(self):
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(2)
+            if self.process.is_alive():
+                self.process.kill()
+
+
+class JobManager:
+    """FIFO queue of training jobs served by one worker process at a time."""
+
+    def __init__(self, store_path=None, model_name: str = "minilm", warm: bool = True):
+        self.store_path = str(store_path) if store_path is not None else None
+        self.model_name = model_name
+        self.ctx = mp.get_context("spawn")   # fork would copy the parent's torch threads and locks
+        self.lock = threading.Condition()
+        self.jobs: dict[str, Job] = {}
+        self.queue: deque[str] = deque()
+        self.current: str | None = None
+        self.worker: _Worker | None = None
+        self.ids = itertools.count(1)
+        self.closed = False
+        self.warm = warm
+        self.thread = threading.Thread(target=self._serve, daemon=True, name="finetune-lab-jobs")
+        self.thread.start()
+
+    # ------------------------------------------------------------------ public
+
+    def submit(self, config: RunConfig, owner: str = "") -> str:
+        config.resolved()                     # a bad value fails here, in the caller, at once
+        with self.lock:
+            job = Job(id=f"job{next(self.ids)}", config=config, owner=owner)
+            self.jobs[job.id] = job
+            self.queue.append(job.id)
+            self._renumber()
+            self.lock.notify_all()
+            return job.id
+
+    def get(self, job_id: str) -> Job | None:
+        with self.lock:
+            return self.jobs.get(job_id)
+
+    def stop(self, job_id: str) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.finished:
+                return
+            if job.id in self.queue:          # never started: just drop it
+                self.queue.remove(job.id)
+                self._finish(job, STOPPED)
+                self._renumber()
+            elif job.id == self.current and self.worker is not None:
+                self.worker.stop_event.set()
+                job.progress = {**job.progress, "message": "stopping"}
+            self.lock.notify_all()
+
+    def release(self, owner: str) -> None:
+        """A session went away: stop what it started and drop what it queued."""
+        with self.lock:
+            ids = [j.id for j in self.jobs.values() if j.owner == owner and not j.finished]
+        for job_id in ids:
+            self.stop(job_id)
+
+    def queue_length(self) -> int:
+        with self.lock:
+            return len(self.queue) + (1 if self.current else 0)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        deadline = None if timeout is None else time.time() + timeout
+        with self.lock:
+            while not self.jobs[job_id].finished:
+                left = None if deadline is None else deadline - time.time()
+                if left is not None and left <= 0:
+                    break
+                self.lock.wait(left if left is not None else 1.0)
+            return self.jobs[job_id]
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self.closed = True
+            for job_id in list(self.queue):
+                self._finish(self.jobs[job_id], STOPPED)
+            self.queue.clear()
+            if self.worker is not None:
+                self.worker.stop_event.set()
+            self.lock.notify_all()
+        self.thread.join(KILL_AFTER_S + 3)
+        if self.worker is not None:
+            self.worker.kill()
+
+    # ------------------------------------------------------------------ internals
+
+    def _renumber(self):
+        for pos, job_id in enumerate(self.queue, start=1):
+            self.jobs[job_id].position = pos
+
+    def _finish(self, job: Job, state: str, error: str | None = None, kind: str | None = None):
+        job.state, job.error, job.error_kind = state, error, kind
+        job.finished_at = time.time()
+        job.position = 0
+        self.lock.notify_all()
+
+    def _serve(self):
+        while True:
+            with self.lock:
+                if self.closed:
+                    return
+                if (self.worker is None or not self.worker.process.is_alive()) and (self.warm or self.queue):
+                    self.worker = _Worker(self.ctx, self.store_path, self.model_name)
+                if not self.queue:
+                    self.lock.wait(0.5)
+                    continue
+                worker = self.worker
+            self._wait_ready(worker)
+            with self.lock:
+                if self.closed or not self.queue:
+                    continue
+                job = self.jobs[self.queue.popleft()]
+                self.current = job.id
+                job.state, job.started_at, job.position = STARTING, time.time(), 0
+                job.progress = {"stage": "loading", "fraction": 0.0, "message": "starting", "elapsed_s": 0.0}
+                self._renumber()
+                self.lock.notify_all()
+            self._run(worker, job)
+            with self.lock:
+                self.current = None
+                self.worker = None           # a fresh process per run frees all its memory
+                self.lock.notify_all()
+
+    def _wait_ready(self, worker: _Worker):
+        while not worker.ready and worker.process.is_alive():
+            if worker.parent_conn.poll(0.1):
+                try:
+                    msg = worker.parent_conn.recv()
+                except EOFError:
+                    break
+                worker.ready = msg.get("type") == "ready"
+
+    def _run(self, worker: _Worker, job: Job):
+        conn = worker.parent_conn
+        try:
+            conn.send({"config": job.config.to_dict()})
+        except (BrokenPipeError, OSError):
+            pass
+        stop_seen_at = None
+        outcome = None
+        while outcome is None:
+            if worker.stop_event.is_set():
+                stop_seen_at = stop_seen_at or time.time()
+                if time.time() - stop_seen_at > KILL_AFTER_S:
+                    worker.kill()                 # the loop did not notice: end it the hard way
+                    outcome = {"type": "stopped"}
+                    break
+            try:
+                has = conn.poll(0.1)
+                msg = conn.recv() if has else None
+            except (EOFError, OSError):
+                msg = None
+                if not worker.process.is_alive():
+                    worker.process.join(1)
+                    code = worker.process.exitcode
+                    if worker.stop_event.is_set():
+                        outcome = {"type": "stopped"}
+                    else:
+                        why = " (killed: out of memory?)" if code in (-9, 137) else ""
+                        outcome = {"type": "error", "kind": "WorkerDied",
+                                   "message": f"the training process ended unexpectedly, exit code {code}{why}"}
+                    break
+            if msg is None:
+                if not worker.process.is_alive() and not conn.poll(0):
+                    code = worker.process.exitcode
+                    outcome = ({"type": "stopped"} if worker.stop_event.is_set() else
+                               {"type": "error", "kind": "WorkerDied",
+                                "message": f"the training process ended unexpectedly, exit code {code}"
+                                           + (" (killed: out of memory?)" if code in (-9, 137) else "")})
+                continue
+            if msg["type"] == "progress":
+                with self.lock:
+                    job.state = RUNNING
+                    job.progress = msg["progress"]
+                    self.lock.notify_all()
+            else:
+                outcome = msg
+        with self.lock:
+            if outcome["type"] == "result":
+                from .training import RunResult
+
+                job.result = RunResult.from_dict(outcome["result"])
+                job.progress = {**job.progress, "fraction": 1.0, "message": "done"}
+                self._finish(job, DONE)
+            elif outcome["type"] == "stopped":
+                self._finish(job, STOPPED, "stopped by the user", "RunStopped")
+            else:
+                self._finish(job, FAILED, outcome.get("message"), outcome.get("kind"))
+        worker.process.join(5)
+        if worker.process.is_alive():
+            worker.kill()

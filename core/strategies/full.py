@@ -1,0 +1,36 @@
+"""Full fine-tuning: every encoder weight learns, optionally with the bottom layers frozen and
+a learning rate that shrinks layer by layer towards the embeddings (Sun et al. 2019).
+"""
+from ..models import encoder_layers
+from .base import COMMON, Strategy, decay_groups, freeze
+
+
+def adapt(model, cfg):
+    layers = encoder_layers(model.encoder)
+    n = len(layers)
+    k = min(cfg.freeze_layers or 0, n)
+    if k > 0:   # frozen bottom: embeddings and the first k blocks
+        freeze(model.encoder.embeddings)
+        for block in list(layers)[:k]:
+            freeze(block)
+    decay = cfg.layer_lr_decay or 1.0
+    groups = decay_groups(model.encoder.embeddings.named_parameters(), cfg.lr * decay ** n, cfg.weight_decay)
+    for depth, block in enumerate(layers, start=1):          # block `depth` gets lr * decay^(n - depth)
+        groups += decay_groups(block.named_parameters(), cfg.lr * decay ** (n - depth), cfg.weight_decay)
+    in_blocks = {id(p) for p in model.encoder.embeddings.parameters()} | {id(p) for p in layers.parameters()}
+    rest = [(name, p) for name, p in model.encoder.named_parameters() if id(p) not in in_blocks]
+    groups += decay_groups(rest, cfg.lr, cfg.weight_decay)   # e.g. the unused BERT pooler
+    groups += decay_groups(model.head.named_parameters(), cfg.head_lr, cfg.weight_decay)
+    return groups
+
+
+STRATEGY = Strategy(
+    name="full",
+    title="Full fine-tuning",
+    summary="Update every encoder weight with the head; freeze bottom layers or decay the lr by depth if you like.",
+    defaults={"lr": 5e-5, "head_lr": 1e-3, "epochs": 3, "batch_size": 16},
+    uses=COMMON + ("lr", "freeze_layers", "layer_lr_decay"),
+    trains_encoder=True,
+    adapt=adapt,
+    aliases=("finetune", "fine-tuning", "ft"),
+)

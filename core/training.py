@@ -1,0 +1,408 @@
+"""One run: adapt the encoder to a task, then measure what it learned and what it forgot.
+
+    run(config, on_progress, should_stop) -> RunResult
+
+Stages: loading -> tokenizing -> training -> evaluating (in-domain) -> general benchmark.
+`on_progress` receives plain dicts (they cross process boundaries); `should_stop` is polled
+before every optimiser step and every evaluation batch, so a Stop lands within one step.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .benchmark import GeneralBenchmark
+from .config import ConfigError, RunConfig
+from .data import DataError, eval_subset, load_task, sample_train
+from .features import FeatureCache, collate, corpus_identity, length_grouped_batches, padding_fraction, tokenize
+from .models import (EncoderClassifier, ModelError, autocast, autocast_dtype, count_params, fresh_encoder,
+                     load_base, model_identity, num_layers, pick_device)
+from .strategies import get_strategy
+
+STAGES = ("loading", "tokenizing", "training", "evaluating", "general")
+# Share of a typical run's wall time per stage: turns stage progress into one overall fraction.
+STAGE_WEIGHTS = {"loading": 0.05, "tokenizing": 0.02, "training": 0.6, "evaluating": 0.15, "general": 0.18}
+PROGRESS_INTERVAL_S = 0.2
+
+
+class RunStopped(Exception):
+    """The user stopped the run; nothing is stored."""
+
+
+class RunError(RuntimeError):
+    """A run that cannot go on, with a message meant for the user (out of memory, bad value...)."""
+
+
+@dataclass
+class RunResult:
+    key: str
+    config: dict
+    task: str
+    strategy: str
+    size: int
+    seed: int
+    in_domain_acc: float
+    in_domain_f1: float
+    train_acc: float
+    general: dict                 # score, score_refit, stderr, per_task
+    pretrained_general: dict
+    curves: list                  # per epoch: epoch, train_loss, train_acc, val_acc
+    timings: dict                 # seconds per stage, and total
+    device: str
+    precision: str
+    trainable_params: int
+    total_params: int
+    n_eval: int
+    majority_acc: float           # accuracy of always predicting the commonest training label
+    predicted_classes: int        # distinct labels the model predicts on the test subset
+    warnings: list = field(default_factory=list)
+    versions: dict = field(default_factory=dict)
+    padding_fraction: float = 0.0
+    train_tokens: int = 0
+    created_at: float = 0.0
+    cached: bool = False
+
+    @property
+    def overfit_gap(self) -> float:
+        return self.train_acc - self.in_domain_acc
+
+    @property
+    def general_delta(self) -> float:
+        return self.general["score"] - self.pretrained_general["score"]
+
+    @property
+    def general_delta_refit(self) -> float:
+        return self.general["score_refit"] - self.pretrained_general["score_refit"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunResult":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def summary(self) -> dict:
+        """The flat row shown in tables and exported to CSV."""
+        c = self.config
+        row = {
+            "key": self.key, "task": self.task, "strategy": self.strategy, "size": self.size, "seed": self.seed,
+            "lr": c.get("lr"), "head_lr": c.get("head_lr"), "epochs": c.get("epochs"),
+            "batch_size": c.get("batch_size"), "max_length": c.get("max_length"),
+            "freeze_layers": c.get("freeze_layers"), "layer_lr_decay": c.get("layer_lr_decay"),
+            "lora_r": c.get("lora_r"), "feature_layer": c.get("feature_layer"), "model": c.get("model"),
+            "in_domain_acc": self.in_domain_acc, "in_domain_f1": self.in_domain_f1, "train_acc": self.train_acc,
+            "overfit_gap": self.overfit_gap, "general": self.general["score"],
+            "general_refit": self.general["score_refit"], "general_delta": self.general_delta,
+            "general_delta_refit": self.general_delta_refit, "general_stderr": self.general["stderr"],
+            "trainable_params": self.trainable_params, "time_s": self.timings.get("total"),
+            "device": self.device, "created_at": self.created_at,
+        }
+        for name, v in self.general["per_task"].items():
+            row[f"general_{name}"] = v["fixed"]
+            row[f"general_{name}_refit"] = v["refit"]
+        return row
+
+
+def library_versions() -> dict:
+    import sklearn
+    import transformers
+
+    out = {"python": platform.python_version(), "torch": torch.__version__,
+           "transformers": transformers.__version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+    try:
+        import peft
+
+        out["peft"] = peft.__version__
+    except ImportError:
+        pass
+    return out
+
+
+class _Reporter:
+    """Turns stage progress into throttled dicts with an overall fraction and a time-left estimate."""
+
+    def __init__(self, on_progress: Callable | None):
+        self.on_progress = on_progress
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.curves: list = []
+        self.stage_start = self.t0
+
+    def __call__(self, stage: str, done: float = 0.0, total: float = 1.0, message: str = "", force=False,
+                 eta_s: float | None = None):
+        if self.on_progress is None:
+            return
+        now = time.perf_counter()
+        if not force and now - self.last < PROGRESS_INTERVAL_S:
+            return
+        self.last = now
+        before = sum(STAGE_WEIGHTS[s] for s in STAGES[:STAGES.index(stage)])
+        within = (done / total) if total else 1.0
+        fraction = min(1.0, before + STAGE_WEIGHTS[stage] * within)
+        self.on_progress({"stage": stage, "done": done, "total": total, "fraction": fraction,
+                          "message": message, "elapsed_s": now - self.t0, "eta_s": eta_s,
+                          "curves": list(self.curves)})
+
+
+def _check(should_stop):
+    if should_stop is not None and should_stop():
+        raise RunStopped()
+
+
+def _schedule(optimizer, total_steps: int, warmup: float):
+    warm = max(1, int(round(total_steps * warmup))) if warmup > 0 else 0
+
+    def factor(step):
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.inference_mode()
+def predict(model: EncoderClassifier, token_ids, pad_id, device, dtype, batch_size=128, should_stop=None):
+    model.eval()
+    lengths = np.array([len(t) for t in token_ids])
+    preds = np.zeros(len(token_ids), dtype=np.int64)
+    for idx in length_grouped_batches(lengths, batch_size, None):
+        _check(should_stop)
+        ids, mask = collate(token_ids, idx, pad_id, device)
+        with autocast(device, dtype):
+            logits = model(ids, mask)
+        preds[idx] = logits.argmax(-1).cpu().numpy()
+    return preds
+
+
+def _metrics(y_true, y_pred):
+    from sklearn.metrics import f1_score
+
+    return float((y_true == y_pred).mean()), float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def _optimizer(groups, device):
+    # fused AdamW on CUDA avoids a kernel per tensor; the CPU takes the foreach path.
+    kwargs = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, **kwargs)
+
+
+def _train_loop(cfg, step_fn, batches_for_epoch, n_train, evaluate_val, report, should_stop, optimizer,
+                scheduler, params_to_clip):
+    """The loop shared by every strategy: epochs of steps, curves, time-left estimate."""
+    steps_per_epoch = len(batches_for_epoch(0))
+    total = steps_per_epoch * cfg.epochs
+    step, t_start = 0, time.perf_counter()
+    for epoch in range(cfg.epochs):
+        loss_sum, correct, seen = 0.0, 0, 0
+        for batch in batches_for_epoch(epoch):
+            _check(should_stop)
+            loss, n_correct, n = step_fn(batch)
+            loss.backward()
+            if params_to_clip:
+                torch.nn.utils.clip_grad_norm_(params_to_clip, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += float(loss.detach()) * n
+            correct += n_correct
+            seen += n
+            step += 1
+            rate = (time.perf_counter() - t_start) / step
+            report("training", step, total, f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}",
+                   eta_s=rate * (total - step))
+        val_acc = evaluate_val()
+        report.curves.append({"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+                              "train_acc": correct / max(seen, 1), "val_acc": val_acc})
+        report("training", step, total, f"epoch {epoch + 1}/{cfg.epochs} done", force=True)
+    return report.curves
+
+
+def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Callable | None = None,
+        store=None) -> RunResult:
+    """Train and evaluate one configuration; answered from `store` at once if it was run before."""
+    report = _Reporter(on_progress)
+    timings = {}
+    t = time.perf_counter()
+    report("loading", 0, 1, "checking the configuration", force=True)
+    try:
+        cfg = config.resolved()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    strategy = get_strategy(cfg.strategy)
+    task = load_task(cfg.task)
+    if cfg.size is not None and cfg.size > len(task.train_texts):
+        raise DataError(f"task '{task.name}' has {len(task.train_texts)} training examples; "
+                        f"size {cfg.size} is more than that")
+    model_id = model_identity(cfg.model)
+    key = cfg.key(model_id, task.identity())
+    if store is not None:
+        hit = store.get(key)
+        if hit is not None:
+            hit.cached = True
+            report("general", 1, 1, "answered from the run store", force=True)
+            return hit
+
+    report("loading", 0.5, 1, f"loading {cfg.model}", force=True)
+    tokenizer, base = load_base(cfg.model)
+    device = pick_device(cfg.device)
+    dtype = autocast_dtype(device, cfg.precision)
+    n_layers = num_layers(base)
+    if cfg.feature_layer is not None and not 1 <= cfg.feature_layer <= n_layers:
+        raise ConfigError(f"feature layer must be between 1 and {n_layers} for this model (got {cfg.feature_layer})")
+    if cfg.freeze_layers and cfg.freeze_layers > n_layers:
+        raise ConfigError(f"this model has {n_layers} layers; cannot freeze {cfg.freeze_layers}")
+    base.to(device)   # the cached base model lives on the CPU between runs
+    torch.manual_seed(cfg.seed)
+    pad_id = tokenizer.pad_token_id
+    benchmark = GeneralBenchmark(model_id, tokenizer, device, dtype, cfg.general_size)
+    timings["loading"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    report("tokenizing", 0, 1, "drawing the training sample and tokenizing", force=True)
+    train_idx = sample_train(task, cfg.size, cfg.seed)
+    test_idx = eval_subset(task, cfg.eval_size)
+    y_train, y_val, y_test = task.train_labels[train_idx], task.val_labels, task.test_labels[test_idx]
+    train_texts = [task.train_texts[i] for i in train_idx]
+    test_texts = [task.test_texts[i] for i in test_idx]
+    tok_train = tokenize(tokenizer, train_texts, cfg.max_length)
+    tok_val = tokenize(tokenizer, task.val_texts, cfg.max_length)
+    tok_test = tokenize(tokenizer, test_texts, cfg.max_length)
+    timings["tokenizing"] = time.perf_counter() - t
+
+    encoder = base if not strategy.trains_encoder else fresh_encoder(cfg.model)[1]
+    model = EncoderClassifier(encoder, task.num_labels, cfg.feature_layer, cfg.pooling, cfg.dropout or 0.0)
+    total_params = count_params(model, trainable_only=False)
+    groups = strategy.adapt(model, cfg)
+    trainable = count_params(model)
+    model.to(device)
+    optimizer = _optimizer(groups, device)
+    lengths = np.array([len(x) for x in tok_train])
+    batch_size = cfg.batch_size
+    batch_plan = {}
+
+    def batches_for_epoch(epoch):
+        if epoch not in batch_plan:
+            batch_plan[epoch] = length_grouped_batches(lengths, batch_size, np.random.default_rng([cfg.seed, epoch]))
+        return batch_plan[epoch]
+
+    steps = len(batches_for_epoch(0)) * cfg.epochs
+    scheduler = _schedule(optimizer, steps, cfg.warmup)
+    loss_fn = nn.CrossEntropyLoss()
+    y_train_t = torch.from_numpy(y_train).to(device)
+    warnings = []
+
+    t = time.perf_counter()
+    report("training", 0, steps, "starting", force=True)
+    try:
+        if strategy.trains_encoder:
+            def step_fn(idx):
+                model.train()
+                ids, mask = collate(tok_train, idx, pad_id, device)
+                with autocast(device, dtype):
+                    logits = model(ids, mask)
+                target = y_train_t[torch.from_numpy(idx).to(device)]
+                loss = loss_fn(logits.float(), target)
+                return loss, int((logits.argmax(-1) == target).sum()), len(idx)
+
+            def evaluate_val():
+                return _metrics(y_val, predict(model, tok_val, pad_id, device, dtype, should_stop=should_stop))[0]
+
+            clip = [p for g in groups for p in g["params"]]
+            curves = _train_loop(cfg, step_fn, batches_for_epoch, len(train_idx), evaluate_val, report,
+                                 should_stop, optimizer, scheduler, clip)
+            train_pred = predict(model, tok_train, pad_id, device, dtype, should_stop=should_stop)
+        else:
+            # Frozen encoder: features once (cached on disk across runs), then a head on top.
+            def cached(texts, tokens_all, rows, n_rows):
+                cache = FeatureCache(model_id, corpus_identity(texts), cfg.feature_layer, cfg.pooling,
+                                     cfg.max_length, device, dtype, n_rows)
+                return torch.from_numpy(cache.get(base, tokens_all, pad_id, rows, should_stop)).to(device)
+
+            def train_tokens_for(rows):
+                return tokenize(tokenizer, [task.train_texts[i] for i in rows], cfg.max_length)
+
+            def test_tokens_for(rows):
+                return tokenize(tokenizer, [task.test_texts[i] for i in rows], cfg.max_length)
+
+            report("training", 0, steps, "computing frozen features (cached for later runs)", force=True)
+            f_train = cached(task.train_texts, train_tokens_for, train_idx, len(task.train_texts))
+            f_val = cached(task.val_texts, lambda rows: [tok_val[i] for i in rows], np.arange(len(tok_val)),
+                           len(task.val_texts))
+            f_test = cached(task.test_texts, test_tokens_for, test_idx, len(task.test_texts))
+            head = nn.Sequential(model.dropout, model.head)
+
+            def step_fn(idx):
+                head.train()
+                idx_t = torch.from_numpy(idx).to(device)
+                logits = head(f_train[idx_t])
+                target = y_train_t[idx_t]
+                return loss_fn(logits, target), int((logits.argmax(-1) == target).sum()), len(idx)
+
+            def head_predict(feats):
+                head.eval()
+                with torch.inference_mode():
+                    return head(feats).argmax(-1).cpu().numpy()
+
+            def evaluate_val():
+                return _metrics(y_val, head_predict(f_val))[0]
+
+            curves = _train_loop(cfg, step_fn, batches_for_epoch, len(train_idx), evaluate_val, report,
+                                 should_stop, optimizer, scheduler, None)
+            train_pred = head_predict(f_train)
+        timings["training"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        report("evaluating", 0, 1, f"in-domain test set ({len(test_idx)} texts)", force=True)
+        if strategy.trains_encoder:
+            test_pred = predict(model, tok_test, pad_id, device, dtype, should_stop=should_stop)
+        else:
+            test_pred = head_predict(f_test)
+        acc, f1 = _metrics(y_test, test_pred)
+        train_acc = _metrics(y_train, train_pred)[0]
+        timings["evaluating"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        report("general", 0, 1, "general benchmark: MR, CR, TREC-6, Rotten Tomatoes", force=True)
+        _, pretrained = benchmark.reference(base, should_stop)
+        general = benchmark.score(model.encoder, base, strategy.trains_encoder, should_stop)
+        timings["general"] = time.perf_counter() - t
+    except torch.OutOfMemoryError:
+        raise RunError(f"out of memory on {device.type} at batch size {batch_size} and max length "
+                       f"{cfg.max_length}: lower one of them and run again") from None
+    finally:
+        del optimizer
+        model.to("cpu")
+        base.to("cpu")
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    counts = np.bincount(y_train, minlength=task.num_labels)
+    majority = float((y_test == counts.argmax()).mean())
+    n_classes_pred = len(set(test_pred.tolist()))
+    if n_classes_pred == 1 and len(set(y_test.tolist())) > 1:
+        warnings.append("the model predicts a single class for every test text: it has learned nothing "
+                        "beyond the majority label (try a higher learning rate or more epochs)")
+    timings["total"] = time.perf_counter() - report.t0
+    result = RunResult(
+        key=key, config=cfg.to_dict(), task=cfg.task, strategy=cfg.strategy, size=len(train_idx), seed=cfg.seed,
+        in_domain_acc=acc, in_domain_f1=f1, train_acc=train_acc, general=general.to_dict(),
+        pretrained_general=pretrained.to_dict(), curves=curves, timings=timings, device=str(device),
+        precision="bf16" if dtype == torch.bfloat16 else "fp32", trainable_params=trainable,
+        total_params=total_params, n_eval=len(test_idx), majority_acc=majority,
+        predicted_classes=n_classes_pred, warnings=warnings, versions=library_versions(),
+        padding_fraction=padding_fraction(tok_train, batches_for_epoch(0)) if strategy.trains_encoder else 0.0,
+        train_tokens=int(sum(len(x) for x in tok_train)) * cfg.epochs, created_at=time.time())
+    if store is not None:
+        store.put(result)
+    report("general", 1, 1, "done", force=True)
+    return result
