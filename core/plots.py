@@ -1,0 +1,174 @@
+"""Every figure the app draws, built with Plotly from RunResults. No streamlit here.
+
+The central one is the trade-off plot: x = general-benchmark score (what the encoder still
+knows), y = in-domain accuracy (what it learned). A run that moved left forgot; a run that
+moved up learned. Trace names are stable ("strategy: full", "preset: full", "Pareto frontier")
+so tests and the browser can find them.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+STRATEGY_COLOURS = {"feature-extraction": "#1f77b4", "full": "#d62728", "lora": "#2ca02c", "bitfit": "#9467bd"}
+OTHER_COLOUR = "#7f7f7f"
+HOVER_FIELDS = ("lr", "head_lr", "epochs", "batch_size", "max_length", "freeze_layers", "layer_lr_decay",
+                "lora_r", "lora_alpha", "feature_layer", "pooling")
+MAX_ARROWS = 40     # beyond this the arrows hide the points
+
+
+def colour(strategy: str) -> str:
+    return STRATEGY_COLOURS.get(strategy, OTHER_COLOUR)
+
+
+def marker_size(size: int) -> float:
+    """Area grows with log2(training-set size): 16 -> small, 5000 -> large."""
+    return 8 + 3 * max(0.0, math.log2(max(size, 1)) - 4)
+
+
+def hover_text(r) -> str:
+    cfg = r.config
+    knobs = ", ".join(f"{k}={cfg[k]}" for k in HOVER_FIELDS if cfg.get(k) is not None)
+    return (f"<b>{r.strategy}</b> n={r.size} seed={r.seed}<br>in-domain {100 * r.in_domain_acc:.1f} %, "
+            f"general {100 * r.general['score']:.1f} % ({100 * r.general_delta:+.1f})<br>"
+            f"train {100 * r.train_acc:.1f} %, trainable {r.trainable_params:,}<br>{knobs}")
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both axes (higher is better on both), sorted by x."""
+    front, best_y = [], -math.inf
+    for x, y in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if y > best_y:
+            front.append((x, y))
+            best_y = y
+    return sorted(front)
+
+
+def _scatter(runs, name: str, strategy: str, hollow: bool) -> go.Scatter:
+    return go.Scatter(
+        x=[100 * r.general["score"] for r in runs], y=[100 * r.in_domain_acc for r in runs],
+        mode="markers", name=name, legendgroup=name,
+        marker=dict(size=[marker_size(r.size) for r in runs], color=colour(strategy),
+                    symbol="circle-open" if hollow else "circle", line=dict(width=2 if hollow else 1,
+                                                                                 color=colour(strategy))),
+        text=[hover_text(r) for r in runs], hovertemplate="%{text}<extra></extra>",
+        customdata=[r.key for r in runs])
+
+
+def pretrained_score(runs) -> float | None:
+    """The pre-trained encoder's general score (same for every run on the same model and size)."""
+    for r in runs:
+        return r.pretrained_general["score"]
+    return None
+
+
+def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str = "") -> go.Figure:
+    """Live runs (filled) over preset runs (hollow); a reference line at the pre-trained general
+    score with an arrow from it to every live run; the Pareto frontier of all points."""
+    fig = go.Figure()
+    for strategy in sorted({r.strategy for r in presets}):
+        group = [r for r in presets if r.strategy == strategy]
+        fig.add_trace(_scatter(group, f"preset: {strategy}", strategy, hollow=True))
+    for strategy in sorted({r.strategy for r in runs}):
+        group = [r for r in runs if r.strategy == strategy]
+        fig.add_trace(_scatter(group, f"strategy: {strategy}", strategy, hollow=False))
+
+    everyone = list(runs) + list(presets)
+    front = pareto_front([(100 * r.general["score"], 100 * r.in_domain_acc) for r in everyone])
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=[p[0] for p in front], y=[p[1] for p in front], mode="lines",
+                                 name="Pareto frontier", line=dict(color="black", dash="dot", width=1.5),
+                                 hoverinfo="skip"))
+
+    ref = pretrained_score(runs) or pretrained_score(presets)
+    if ref is not None:
+        fig.add_vline(x=100 * ref, line=dict(color="grey", dash="dash"),
+                      annotation_text="pre-trained encoder", annotation_position="top left")
+        for r in list(runs)[-MAX_ARROWS:]:
+            x, y = 100 * r.general["score"], 100 * r.in_domain_acc
+            fig.add_annotation(x=x, y=y, ax=100 * ref, ay=y, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, arrowwidth=2 if r.key == highlight else 1,
+                               arrowcolor=colour(r.strategy), opacity=1.0 if r.key == highlight else 0.45,
+                               text="")
+    if highlight:
+        hit = [r for r in runs if r.key == highlight]
+        if hit:
+            r = hit[0]
+            fig.add_trace(go.Scatter(x=[100 * r.general["score"]], y=[100 * r.in_domain_acc], mode="markers",
+                                     name="latest run", marker=dict(size=marker_size(r.size) + 10, color="rgba(0,0,0,0)",
+                                                                    line=dict(color="black", width=2)),
+                                     hoverinfo="skip"))
+    fig.update_layout(
+        title=title or "Learning vs forgetting", xaxis_title="general-benchmark score (%)  ← forgets",
+        yaxis_title="in-domain accuracy (%)", legend_title="marker size = training-set size",
+        height=480, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white")
+    return fig
+
+
+def curves_figure(curves: list[dict], title: str = "Per-epoch curves") -> go.Figure:
+    """Train loss (right axis) with train and held-out validation accuracy (left axis)."""
+    epochs = [c["epoch"] for c in curves]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=epochs, y=[100 * c["train_acc"] for c in curves], name="train acc",
+                             mode="lines+markers"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=epochs, y=[100 * c["val_acc"] for c in curves], name="held-out val acc",
+                             mode="lines+markers"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=epochs, y=[c["train_loss"] for c in curves], name="train loss",
+                             mode="lines+markers", line=dict(dash="dot")), secondary_y=True)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(title_text="accuracy (%)", secondary_y=False)
+    fig.update_yaxes(title_text="loss", secondary_y=True)
+    fig.update_layout(title=title, height=320, margin=dict(l=50, r=50, t=50, b=40), template="plotly_white",
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def _mean_sd(values):
+    values = list(values)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def size_figure(runs, metric: str = "in_domain_acc") -> go.Figure:
+    """Accuracy against training-set size, one line per strategy, error bars = sd over seeds."""
+    fig = go.Figure()
+    for strategy in sorted({r.strategy for r in runs}):
+        by_size = {}
+        for r in runs:
+            if r.strategy == strategy:
+                by_size.setdefault(r.size, []).append(getattr(r, metric))
+        sizes = sorted(by_size)
+        stats = [_mean_sd(by_size[s]) for s in sizes]
+        fig.add_trace(go.Scatter(
+            x=sizes, y=[100 * m for m, _ in stats], name=strategy, mode="lines+markers",
+            line=dict(color=colour(strategy)),
+            error_y=dict(type="data", array=[100 * sd for _, sd in stats], visible=True),
+            text=[f"{len(by_size[s])} seed(s)" for s in sizes],
+            hovertemplate="n=%{x}: %{y:.1f} ± %{error_y.array:.1f} %<br>%{text}<extra>" + strategy + "</extra>"))
+    fig.update_xaxes(type="log", title_text="training-set size (log scale)")
+    fig.update_layout(title="In-domain accuracy vs training-set size (mean ± sd over seeds)",
+                      yaxis_title="in-domain accuracy (%)", height=420, template="plotly_white")
+    return fig
+
+
+def general_breakdown_figure(runs) -> go.Figure:
+    """Per general task: the pre-trained encoder, then each strategy's mean, fixed probe (solid)
+    and refitted probe (hatched). Fixed shows drift of the old features; refit, lost information."""
+    fig = go.Figure()
+    if not runs:
+        return fig
+    tasks = list(runs[0].general["per_task"])
+    pre = runs[0].pretrained_general["per_task"]
+    fig.add_trace(go.Bar(x=tasks, y=[100 * pre[t]["fixed"] for t in tasks], name="pre-trained",
+                         marker_color="#bbbbbb"))
+    for strategy in sorted({r.strategy for r in runs}):
+        group = [r for r in runs if r.strategy == strategy]
+        for probe, pattern in (("fixed", ""), ("refit", "/")):
+            fig.add_trace(go.Bar(
+                x=tasks, y=[100 * statistics.fmean(r.general["per_task"][t][probe] for r in group) for t in tasks],
+                name=f"{strategy} ({probe})", marker=dict(color=colour(strategy), pattern_shape=pattern)))
+    fig.update_layout(barmode="group", title="General benchmark per task (mean over the selected runs)",
+                      yaxis_title="probe accuracy (%)", height=420, template="plotly_white")
+    return fig

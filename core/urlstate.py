@@ -1,0 +1,73 @@
+"""Query string <-> RunConfig, so a whole setup can be shared as a link.
+
+Only fields that differ from RunConfig's defaults go into the URL, written the way the CLI
+takes them (`size=all`, `lora_targets=query,value`). Reading is forgiving: a value that cannot
+be parsed is dropped with a message, and a config that does not validate falls back to the
+defaults, also with a message; the page shows the messages, never a traceback.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Mapping
+
+from .config import FIELD_TYPES, ConfigError, RunConfig
+
+NONE_WORDS = ("none", "all", "default", "")   # all of these mean None for an optional field
+
+
+def _parse(name: str, text: str):
+    kind = FIELD_TYPES[name]
+    optional = kind.endswith("| None")
+    text = text.strip()
+    if optional and text.lower() in NONE_WORDS:
+        return None
+    if kind.startswith("int"):
+        return int(text)
+    if kind.startswith("float"):
+        return float(text)
+    if kind.startswith("tuple"):
+        return tuple(t.strip() for t in text.split(",") if t.strip())
+    return text
+
+
+def _format(name: str, value) -> str:
+    if value is None:
+        return "all" if name in ("size", "eval_size") else "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def config_to_query(cfg: RunConfig) -> dict[str, str]:
+    """The fields of `cfg` that differ from RunConfig(), as strings."""
+    default = RunConfig()
+    out = {}
+    for f in fields(RunConfig):
+        value = getattr(cfg, f.name)
+        if isinstance(value, list):
+            value = tuple(value)
+        if value != getattr(default, f.name):
+            out[f.name] = _format(f.name, value)
+    return out
+
+
+def config_from_query(params: Mapping[str, str]) -> tuple[RunConfig, list[str]]:
+    """(config, messages): keys that are not config fields are ignored (the app keeps its own there)."""
+    values, errors = {}, []
+    for name in FIELD_TYPES:
+        if name not in params:
+            continue
+        raw = params[name]
+        try:
+            values[name] = _parse(name, str(raw))
+        except ValueError:
+            errors.append(f"the link's value {name}={raw!r} is not a valid {FIELD_TYPES[name]}; using the default")
+    cfg = RunConfig(**values)
+    try:
+        cfg.resolved()
+    except ConfigError as err:
+        errors.append(f"the link's configuration cannot run ({err}); using the defaults instead")
+        cfg = RunConfig()
+    return cfg, errors
