@@ -325,16 +325,32 @@ def _stratified_split(labels: np.ndarray, fraction: float | None, count: int | N
     return np.sort(rest), np.sort(held)
 
 
+def _first_copies(texts, labels, exclude=frozenset()):
+    """(texts, labels) with each text kept once, at its first occurrence, and none from `exclude`."""
+    seen, xs, ys = set(exclude), [], []
+    for x, y in zip(texts, labels):
+        if x not in seen:
+            seen.add(x)
+            xs.append(x)
+            ys.append(y)
+    return xs, ys
+
+
 def _build(spec_name: str, title: str, domain: str, description: str, source: str, licence: str,
            raw: tuple, general: bool) -> Task:
     tr_x, tr_y, te_x, te_y = raw
     if not tr_x:
         raise DataError(f"task '{spec_name}' has no training texts")
+    # Some sources repeat texts (SMS spam, TREC, clothing; R8 even across its official split): keep the
+    # first copy and drop test texts seen in training, or a split puts one text on both sides and the
+    # test (and validation) accuracy partly measures memorisation.
+    tr_x, tr_y = _first_copies(tr_x, tr_y)
+    if te_x is not None:
+        te_x, te_y = _first_copies(te_x, te_y, exclude=set(tr_x))
     names = sorted(set(tr_y) | set(te_y or []))
     if len(names) < 2:
         raise DataError(f"task '{spec_name}' needs at least two labels (found {names})")
     index = {n: i for i, n in enumerate(names)}
-    tr_x = list(tr_x)
     tr_y = np.array([index[y] for y in tr_y], dtype=np.int64)
     if te_x is None:
         rest, held = _stratified_split(tr_y, 0.2, None, SPLIT_SEED)
