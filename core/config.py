@@ -52,7 +52,7 @@ class RunConfig:
     max_length: int = 128
     warmup: float = 0.1             # fraction of steps with linear warm-up, then linear decay
     weight_decay: float = 0.01
-    dropout: float = 0.1            # dropout before the head
+    dropout: float | None = None    # dropout before the head (None = the strategy's default)
     # what the head reads
     feature_layer: int | None = None  # 1..num_layers, None = the last
     pooling: str = "mean"           # "mean" (how MiniLM was trained) or "cls"
@@ -130,7 +130,8 @@ class RunConfig:
         need(8 <= self.max_length <= 512, f"max length must be between 8 and 512 tokens (got {self.max_length})")
         need(0 <= self.warmup < 1, f"warmup must be a fraction in [0, 1) (got {self.warmup})")
         need(0 <= self.weight_decay < 1, f"weight decay must be in [0, 1) (got {self.weight_decay})")
-        need(0 <= self.dropout < 1, f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.dropout is not None:   # None until resolved: the strategy's default (FE 0.0, others 0.1)
+            need(0 <= self.dropout < 1, f"dropout must be in [0, 1) (got {self.dropout})")
         need(self.pooling in ("mean", "cls"), f"pooling must be 'mean' or 'cls' (got {self.pooling!r})")
         if self.freeze_layers is not None:
             need(self.freeze_layers >= 0, f"frozen layers must be >= 0 (got {self.freeze_layers})")
