@@ -1,0 +1,187 @@
+"""Tasks: every registered loader, splits, seeded stratified sampling, own CSV files, hub datasets."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import write_csv
+from core.data import TASKS, DataError, eval_subset, load_task, sample_train
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_registered_task_loads_with_sane_splits(name):
+    task = load_task(name)
+    n_tr, n_val, n_te = len(task.train_texts), len(task.val_texts), len(task.test_texts)
+    assert n_tr >= 200 and n_val >= 20 and n_te >= 100, (n_tr, n_val, n_te)
+    assert n_tr == len(task.train_labels) and n_val == len(task.val_labels) and n_te == len(task.test_labels)
+    assert task.num_labels >= 2 and len(set(task.label_names)) == task.num_labels
+    for labels in (task.train_labels, task.val_labels, task.test_labels):
+        assert labels.min() >= 0 and labels.max() < task.num_labels
+    assert len(np.unique(task.train_labels)) == task.num_labels      # every label can be learned
+    assert len(np.unique(task.test_labels)) >= 2
+    assert all(isinstance(t, str) and t.strip() for t in task.train_texts[:500] + task.test_texts[:500])
+    # no text on both sides of a split: the test and validation sets never leak into training
+    train, val, test = set(task.train_texts), set(task.val_texts), set(task.test_texts)
+    assert not test & train, f"{len(test & train)} test texts also in train"
+    assert not test & val
+    assert not val & train
+    card = task.card()
+    assert sum(card["train_counts"].values()) == n_tr and card["test"] == n_te
+    assert task.identity().startswith(name + "@")
+
+
+def test_general_benchmark_tasks_are_registered():
+    from core.data import GENERAL_TASKS
+
+    assert set(GENERAL_TASKS) == {"mr", "cr", "trec6", "rt"}
+
+
+def test_sampling_is_seeded_and_deterministic():
+    task = load_task("r8")
+    a, b = sample_train(task, 64, seed=0), sample_train(task, 64, seed=0)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, sample_train(task, 64, seed=1))
+    assert len(a) == 64 and len(np.unique(a)) == 64 and a.min() >= 0 and a.max() < len(task.train_texts)
+
+
+@pytest.mark.parametrize("size", [16, 64, 300])
+def test_sampling_is_stratified_by_label(size):
+    task = load_task("r8")
+    share = np.bincount(task.train_labels, minlength=task.num_labels) / len(task.train_labels)
+    counts = np.bincount(task.train_labels[sample_train(task, size, seed=3)], minlength=task.num_labels)
+    assert np.all(np.abs(counts - size * share) <= 1.0), (counts, size * share)
+
+
+def test_sampling_below_the_number_of_labels_is_seeded_too():
+    task = load_task("r8")
+    a = sample_train(task, 5, seed=2)
+    assert len(a) == 5 and np.array_equal(a, sample_train(task, 5, seed=2))
+
+
+def test_sampling_all_and_too_many():
+    task = load_task("drug-sentiment")
+    n = len(task.train_texts)
+    assert np.array_equal(sample_train(task, None, 0), np.arange(n))
+    assert np.array_equal(sample_train(task, n, 0), np.arange(n))
+    with pytest.raises(DataError, match=f"has {n} training examples; size {n + 1} is more than that"):
+        sample_train(task, n + 1, 0)
+    with pytest.raises(DataError, match="size must be at least 1"):
+        sample_train(task, 0, 0)
+
+
+def test_eval_subset_is_fixed_and_stratified():
+    task = load_task("r8")
+    a = eval_subset(task, 200)
+    assert np.array_equal(a, eval_subset(task, 200)) and len(a) == 200
+    share = np.bincount(task.test_labels, minlength=task.num_labels) / len(task.test_labels)
+    counts = np.bincount(task.test_labels[a], minlength=task.num_labels)
+    assert np.all(np.abs(counts - 200 * share) <= 1.0)
+    assert len(eval_subset(task, None)) == len(task.test_texts) == len(eval_subset(task, 10 ** 6))
+
+
+def test_unknown_task_is_a_clear_error():
+    with pytest.raises(DataError) as err:
+        load_task("imdb")
+    msg = str(err.value)
+    assert "unknown task 'imdb'" in msg and "r8" in msg and "csv:" in msg and "hf:" in msg
+
+
+# ---------------------------------------------------------------------------- own data
+
+
+def test_csv_task_with_a_split_column(tmp_path):
+    path = write_csv(tmp_path / "mine.csv", per_label_train=20, per_label_test=8)
+    task = load_task(f"csv:{path}")
+    assert task.label_names == ["ham", "spam"]
+    assert len(task.test_texts) == 16                       # the file's own test rows
+    assert len(task.train_texts) + len(task.val_texts) == 40
+    assert len(task.val_texts) == 4                         # a tenth of the train rows
+    assert not set(task.test_texts) & set(task.train_texts)
+    assert task.name == f"csv:{path}"
+
+
+def test_csv_task_without_a_split_is_split_for_you(tmp_path):
+    rows = [(f"message number {i} about {'the match' if i % 2 else 'the recipe'}", "sport" if i % 2 else "food")
+            for i in range(100)]
+    path = tmp_path / "nosplit.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    task = load_task(f"csv:{path}")
+    assert len(task.test_texts) == 20 and len(task.train_texts) + len(task.val_texts) == 80
+    assert np.bincount(task.test_labels).tolist() == [10, 10]
+    assert not set(task.test_texts) & set(task.train_texts)
+
+
+def test_csv_identity_follows_the_content(tmp_path):
+    a = write_csv(tmp_path / "a.csv", per_label_train=20)
+    b = write_csv(tmp_path / "b.csv", per_label_train=21)
+    assert load_task(f"csv:{a}").identity().split("@")[1] != load_task(f"csv:{b}").identity().split("@")[1]
+
+
+def _one_line(err) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_malformed_csv_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text('text,label\n"an unclosed quote,spam\nfine,ham\n')
+    with pytest.raises(DataError) as err:
+        load_task(f"csv:{bad}")
+    assert "could not read" in _one_line(err) and "bad.csv" in str(err.value)
+
+
+def test_csv_without_the_needed_columns(tmp_path):
+    path = tmp_path / "cols.csv"
+    pd.DataFrame({"sentence": ["a", "b"], "label": ["x", "y"]}).to_csv(path, index=False)
+    with pytest.raises(DataError) as err:
+        load_task(f"csv:{path}")
+    msg = _one_line(err)
+    assert "needs columns 'text' and 'label'" in msg and "missing: text" in msg and "sentence" in msg
+
+
+def test_csv_with_a_single_label(tmp_path):
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"text": [f"t{i}" for i in range(20)], "label": ["x"] * 20}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="at least two labels"):
+        load_task(f"csv:{path}")
+
+
+def test_missing_csv_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_task(f"csv:{tmp_path / 'nope.csv'}")
+
+
+# ---------------------------------------------------------------------------- hub datasets, on local files
+
+
+def _frame(n, offset=0):
+    return pd.DataFrame({"text": [f"review {i}: {'great' if i % 2 else 'awful'} film" for i in range(offset, offset + n)],
+                         "label": ["pos" if i % 2 else "neg" for i in range(offset, offset + n)]})
+
+
+def test_hf_dataset_from_a_local_folder_with_splits(tmp_path):
+    _frame(60).to_parquet(tmp_path / "train.parquet", index=False)
+    _frame(20, offset=60).to_parquet(tmp_path / "test.parquet", index=False)
+    task = load_task(f"hf:{tmp_path}")
+    assert task.label_names == ["neg", "pos"]
+    assert len(task.test_texts) == 20 and len(task.train_texts) + len(task.val_texts) == 60
+    assert not set(task.test_texts) & set(task.train_texts)
+
+
+def test_hf_dataset_from_a_local_csv_without_test_split(tmp_path):
+    _frame(50).to_csv(tmp_path / "data.csv", index=False)
+    task = load_task(f"hf:{tmp_path}")
+    assert len(task.test_texts) == 10 and len(task.train_texts) + len(task.val_texts) == 40
+
+
+def test_hf_dataset_needs_text_and_label_columns(tmp_path):
+    pd.DataFrame({"body": ["a", "b"], "stars": [1, 2]}).to_csv(tmp_path / "data.csv", index=False)
+    with pytest.raises(DataError, match="needs a text column and a 'label' column"):
+        load_task(f"hf:{tmp_path}")
+
+
+def test_unknown_hub_dataset_offline_is_a_clear_error():
+    with pytest.raises(DataError) as err:
+        load_task("hf:nobody-here/no-such-dataset-xyz")
+    msg = _one_line(err)
+    assert "nobody-here/no-such-dataset-xyz" in msg and "could not be loaded" in msg
