@@ -14,9 +14,12 @@ while the app is idle and waits with the model loaded, so a run shows progress a
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing as mp
+import sys
 import threading
+import types
 import time
 import traceback
 from collections import deque
@@ -86,13 +89,30 @@ def _worker_main(conn, stop_event, store_path, model_name):
             pass
 
 
+@contextlib.contextmanager
+def _hidden_main_script():
+    """Spawn re-runs the parent's __main__ *file* in the child before the target. Under Streamlit
+    (and its AppTest) __main__ is the app script, which would build a JobManager inside the worker
+    and fail; while the worker starts, __main__ is an empty module, so the child imports only core."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 class _Worker:
     def __init__(self, ctx, store_path, model_name):
         self.parent_conn, child_conn = ctx.Pipe(duplex=True)
         self.stop_event = ctx.Event()
         self.process = ctx.Process(target=_worker_main, args=(child_conn, self.stop_event, store_path, model_name),
                                    daemon=True, name="finetune-lab-worker")
-        self.process.start()
+        with _hidden_main_script():
+            self.process.start()
         child_conn.close()
         self.ready = False
 
