@@ -179,6 +179,18 @@ class JobManager:
         for job_id in ids:
             self.stop(job_id)
 
+    def is_warm(self) -> bool:
+        """True when a worker has loaded the model and waits: a job submitted now starts at once.
+        (Peeks at the worker's pipe for its "ready" message without taking it.)"""
+        with self.lock:
+            worker = self.worker
+        if worker is None or not worker.process.is_alive():
+            return False
+        try:
+            return worker.ready or worker.parent_conn.poll(0)
+        except (OSError, EOFError):
+            return False
+
     def queue_length(self) -> int:
         with self.lock:
             return len(self.queue) + (1 if self.current else 0)

@@ -7,6 +7,7 @@ A file that cannot be read is reported and skipped; the others still load.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +27,14 @@ class Preset:
         return sorted({r.task for r in self.runs})
 
 
-def load_presets(folder: str | Path = PRESET_DIR) -> tuple[list[Preset], list[str]]:
-    """(presets, problems): every *.json in `folder`, sorted by name."""
+def preset_dir() -> Path:
+    """assets/presets, or $FTLAB_PRESETS (tests, or a talk's own gallery)."""
+    return Path(os.environ.get("FTLAB_PRESETS") or PRESET_DIR)
+
+
+def load_presets(folder: str | Path | None = None) -> tuple[list[Preset], list[str]]:
+    """(presets, problems): every *.json in `folder` (default: preset_dir()), sorted by name."""
+    folder = preset_dir() if folder is None else folder
     presets, problems = [], []
     for path in sorted(Path(folder).glob("*.json")):
         try:

@@ -145,6 +145,8 @@ if st.sidebar.button("▶ Run", type="primary", disabled=config_error is not Non
 jobs = ui.session_jobs()
 active = [j for j in jobs if not j.finished]
 n_finished = len(jobs) - len(active)
+if not active and not ui.job_manager().is_warm():
+    st.sidebar.caption("Worker warming up (loading the model); a run clicked now starts in a few seconds.")
 
 
 def job_panel():

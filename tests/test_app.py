@@ -1,0 +1,263 @@
+"""The app, headless: every page through streamlit.testing.v1.AppTest.
+
+AppTest has no frontend, so `run_every` never fires by itself: `finish()` calls `at.run()` until
+the job ends. All AppTests in this process share one JobManager (st.cache_resource is
+per-process), exactly as browser sessions share one on a server. conftest.py points FTLAB_HOME
+at a temporary folder before anything here is imported.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TINY_WIDGETS = {"cfg_epochs": 1, "cfg_max_length": 32, "cfg_eval_size": 50, "cfg_general_size": 50}
+TINY_QUERY = {"size": "16", "strategy": "feature-extraction", "epochs": "1", "max_length": "32",
+              "eval_size": "50", "general_size": "50"}
+
+
+def new_app(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def manager():
+    import ui
+
+    return ui.job_manager()
+
+
+def wait_warm(timeout=90.0):
+    deadline = time.time() + timeout
+    while not manager().is_warm():
+        assert time.time() < deadline, "the job manager's worker never became ready"
+        time.sleep(0.2)
+
+
+def jobs_of(at):
+    return [manager().get(j) for j in at.session_state["jobs"]] if "jobs" in at.session_state else []
+
+
+def finish(at: AppTest, timeout=240.0) -> AppTest:
+    """Rerun (as run_every would) until every job of this session has ended."""
+    deadline = time.time() + timeout
+    while any(not j.finished for j in jobs_of(at)):
+        assert time.time() < deadline, "the run did not finish in time"
+        time.sleep(0.5)
+        at.run()
+    return at.run()
+
+
+def plotly_data(at: AppTest, index: int = -1) -> list[dict]:
+    charts = at.get("plotly_chart")
+    assert charts, "no plotly chart on the page"
+    return json.loads(charts[index].proto.spec)["data"]
+
+
+def assert_no_exception(at: AppTest):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+# ---------------------------------------------------------------------------- fast: rendering and config
+
+
+def test_lab_renders_controls_card_and_counts():
+    at = new_app()
+    assert_no_exception(at)
+    strategy = at.sidebar.radio(key="cfg_strategy")
+    assert set(strategy.options) >= {"Feature extraction (frozen encoder)", "Full fine-tuning",
+                                     "LoRA (low-rank adapters)", "BitFit (biases only)"}
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "finance news" in captions and "labels" in captions          # the data card
+    assert "trainable parameters" in " ".join(strategy.proto.captions)
+    assert at.sidebar.select_slider(key="cfg_size").options[0] == "16"
+    assert at.sidebar.button[0].label == "▶ Run"
+
+
+def test_config_goes_into_the_url_and_back():
+    at = new_app(TINY_QUERY)
+    assert_no_exception(at)
+    assert at.sidebar.radio(key="cfg_strategy").value == "feature-extraction"
+    assert at.number_input(key="cfg_epochs").value == 1
+    at.number_input(key="cfg_max_length").set_value(48).run()
+    assert at.query_params["max_length"] == ["48"] or at.query_params["max_length"] == "48"
+    assert "task" not in at.query_params          # defaults stay out of the link
+
+
+def test_bad_link_values_give_a_clear_error_and_defaults():
+    at = new_app({"lr": "fast", "epochs": "0"})
+    assert_no_exception(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "lr='fast'" in errors and "epochs must be between 1 and 1000" in errors
+    assert at.sidebar.radio(key="cfg_strategy").value == "full"       # the defaults
+
+
+def test_out_of_range_value_is_a_message_and_run_is_disabled():
+    at = new_app()
+    at.number_input(key="cfg_lr").set_value(5.0).run()
+    assert_no_exception(at)
+    assert any("learning rate must be in (0, 1)" in e.value for e in at.error)
+    assert at.sidebar.button[0].disabled
+
+
+def test_presenter_mode_hides_advanced_controls():
+    at = new_app({"presenter": "1"})
+    assert_no_exception(at)
+    assert at.sidebar.toggle(key="presenter").value is True
+    assert not [e for e in at.sidebar.number_input]       # the advanced expander is gone
+    assert at.query_params.get("presenter") in (["1"], "1")
+
+
+def test_learn_page_queues_a_comparison_and_opens_the_lab():
+    at = new_app()
+    at.switch_page("pages/learn.py").run()
+    assert_no_exception(at)
+    assert len(at.get("button")) >= 5
+    assert "Catastrophic forgetting" in [h.value for h in at.subheader]
+    at.button(key="learn_3").click().run()            # LoRA vs full: two runs
+    assert_no_exception(at)
+    ids = at.session_state["jobs"]
+    assert len(ids) == 2
+    assert at.sidebar.radio(key="cfg_strategy").value == "full"      # the Lab, set to the last run
+    for job_id in ids:                                  # not needed further: free the worker
+        manager().stop(job_id)
+    for job_id in ids:
+        assert manager().wait(job_id, timeout=30).finished
+
+
+def test_failure_messages_are_clear():
+    """Each failure kind renders as one message, never a traceback (a stand-in job, no training)."""
+    def script():
+        import streamlit as st
+
+        import ui
+        from core.jobs import FAILED, STOPPED, Job
+        from core.config import RunConfig
+
+        for state, kind, msg in [(FAILED, "ModelError", "model 'x/y' is not in the registry"),
+                                 (FAILED, "RunError", "out of memory on cuda at batch size 64"),
+                                 (FAILED, "DataError", "task 'r8' has 5285 training examples"),
+                                 (FAILED, "ConfigError", "seed must be a non-negative integer"),
+                                 (STOPPED, "RunStopped", "stopped by the user")]:
+            ui.show_job_outcome(Job("j", RunConfig(), "", state=state, error=msg, error_kind=kind))
+
+    at = AppTest.from_function(script).run()
+    assert_no_exception(at)
+    texts = [e.value for e in at.error]
+    assert texts[0].startswith("**The model could not be loaded.**")
+    assert texts[1].startswith("**Out of memory.**")
+    assert texts[2].startswith("**The data could not be used.**")
+    assert texts[3].startswith("**This configuration cannot run.**")
+    assert at.warning[0].value.startswith("Stopped")
+
+
+# ---------------------------------------------------------------------------- slow: real runs
+
+
+@pytest.mark.slow
+def test_tiny_run_end_to_end_with_cards_and_plot():
+    at = new_app(TINY_QUERY)
+    wait_warm()
+    at.sidebar.button[0].click().run()
+    clicked = time.time()
+    job = jobs_of(at)[0]
+    while job.state == "queued":                 # first progress: the warm worker took the job
+        assert time.time() - clicked < 3.0, "no progress within 3 s of Run"
+        time.sleep(0.05)
+    finish(at)
+    assert_no_exception(at)
+    assert job.state == "done", job.error
+    labels = [m.label for m in at.metric]
+    for want in ("In-domain accuracy", "Train accuracy", "General score (fixed probe)",
+                 "General score (refit probe)", "Time", "Device", "Trainable parameters"):
+        assert want in labels
+    cards = {m.label: m for m in at.metric}
+    assert cards["Trainable parameters"].value == f"{job.result.trainable_params:,}"
+    assert "overfitting gap" in cards["Train accuracy"].proto.delta
+    trace = [t for t in plotly_data(at) if t.get("name") == "strategy: feature-extraction"][0]
+    points = list(zip(trace["x"], trace["y"]))
+    want = (100 * job.result.general["score"], 100 * job.result.in_domain_acc)
+    assert any(abs(x - want[0]) < 1e-6 and abs(y - want[1]) < 1e-6 for x, y in points)
+
+
+@pytest.mark.slow
+def test_page_switch_keeps_the_run_and_stop_ends_it():
+    at = new_app({**TINY_QUERY, "strategy": "full", "size": "64", "epochs": "20"})
+    wait_warm()
+    at.sidebar.button[0].click().run()
+    job = jobs_of(at)[0]
+    deadline = time.time() + 60
+    while job.progress.get("stage") != "training":
+        assert time.time() < deadline
+        time.sleep(0.2)
+    at.switch_page("pages/compare.py").run()
+    assert_no_exception(at)
+    at.switch_page("pages/lab.py").run()
+    assert not job.finished                               # the switch did not touch it
+    assert at.get("progress"), "the running job is shown again after coming back"
+    stop = [b for b in at.button if b.label == "⏹ Stop"][0]
+    stop.click().run()
+    clicked = time.time()
+    manager().wait(job.id, timeout=10)
+    assert job.state == "stopped" and time.time() - clicked < 2.5
+    at.run()
+    assert any(w.value.startswith("Stopped") for w in at.warning)
+
+
+@pytest.mark.slow
+def test_two_sessions_run_one_after_the_other():
+    first = new_app(TINY_QUERY)
+    second = new_app({**TINY_QUERY, "seed": "1"})
+    wait_warm()
+    first.sidebar.button[0].click().run()
+    second.sidebar.button[0].click().run()
+    a, b = jobs_of(first)[0], jobs_of(second)[0]
+    if not a.finished and b.state == "queued":
+        second.run()
+        assert any("Queued, position 1" in i.value for i in second.info)
+    finish(first)
+    finish(second)
+    assert a.state == b.state == "done"
+    assert b.started_at >= a.finished_at - 0.5             # one at a time
+    assert_no_exception(first)
+    assert_no_exception(second)
+
+
+@pytest.mark.slow
+def test_compare_page_table_plots_export_and_delete():
+    at = new_app(TINY_QUERY)
+    wait_warm()
+    at.sidebar.button[0].click().run()
+    finish(at)
+    at.switch_page("pages/compare.py").run()
+    assert_no_exception(at)
+    assert at.dataframe, "the runs table"
+    names = {t.get("name") for t in plotly_data(at, 0)}
+    assert "strategy: feature-extraction" in names
+    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("download_button")) == 5             # 3 plots as HTML, CSV, JSON
+    before = len(at.dataframe[0].value)
+    import ui
+
+    at.multiselect(key="cmp_delete").select(ui.store().list()[0].key).run()
+    at.button(key="cmp_delete_button").click().run()
+    assert_no_exception(at)
+    after = len(at.dataframe[0].value) if at.dataframe else 0
+    assert after == before - 1
+
+
+@pytest.mark.slow
+def test_hub_model_offline_is_a_clear_message():
+    at = new_app({**TINY_QUERY, "model": "nobody/no-such-model"})
+    wait_warm()
+    at.sidebar.button[0].click().run()
+    finish(at)
+    assert_no_exception(at)
+    assert any(e.value.startswith("**The model could not be loaded.**") for e in at.error)
