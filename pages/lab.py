@@ -11,6 +11,7 @@ from core.config import ConfigError, RunConfig
 from core.data import DataError
 from core.models import MODELS, ModelError
 from core.strategies import STRATEGIES
+from core.training import STAGES
 
 P = ui.WIDGET_PREFIX
 LORA_MODULES = ["query", "key", "value", "dense"]
@@ -43,7 +44,8 @@ for name in ("freeze_layers", "lora_r", "lora_targets"):   # the parameter count
 with st.sidebar:
     st.header("Run setup")
     init("model", saved.model)
-    values["model"] = st.selectbox("Model", list(MODELS), key=P + "model", accept_new_options=True,
+    models = list(MODELS) + [m for m in [st.session_state[P + "model"]] if m not in MODELS]   # e.g. a hub id
+    values["model"] = st.selectbox("Model", models, key=P + "model", accept_new_options=True,
                                    help="A registry name, a local folder, or a Hugging Face hub id (needs network).")
     init("task", saved.task if saved.task in ui.IN_DOMAIN_TASKS else ui.IN_DOMAIN_TASKS[0])
     values["task"] = st.selectbox("In-domain task", ui.IN_DOMAIN_TASKS, key=P + "task",
@@ -166,7 +168,11 @@ def job_panel():
             p = job.progress
             eta = p.get("eta_s")
             left = f" · about {eta:.0f} s left" if eta else ""
-            st.markdown(f"**{p.get('stage', 'starting')}** — {p.get('message', '')}")
+            stage = p.get("stage", "loading")
+            at = STAGES.index(stage) if stage in STAGES else 0
+            st.caption(" → ".join(f"✅ {s}" if i < at else (f"**▶ {s}**" if i == at else s)
+                                  for i, s in enumerate(STAGES)))
+            st.markdown(f"**{stage}** — {p.get('message', '')}")
             st.progress(min(1.0, float(p.get("fraction", 0.0))),
                         text=f"{100 * p.get('fraction', 0):.0f} % · {p.get('elapsed_s', 0):.0f} s elapsed{left}")
             if p.get("curves"):

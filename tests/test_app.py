@@ -206,7 +206,9 @@ def test_page_switch_keeps_the_run_and_stop_ends_it():
     stop.click().run()
     clicked = time.time()
     manager().wait(job.id, timeout=10)
-    assert job.state == "stopped" and time.time() - clicked < 2.5
+    # The loop checks for Stop before every step; a worker that misses it is killed after
+    # core.jobs.KILL_AFTER_S (3 s), so on a busy CPU the bound is that plus a poll.
+    assert job.state == "stopped" and time.time() - clicked < 4.0
     at.run()
     assert any(w.value.startswith("Stopped") for w in at.warning)
 
