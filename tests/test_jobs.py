@@ -1,0 +1,94 @@
+"""The job manager: runs in a worker process, one at a time, with stop and release.
+
+Worker processes inherit FTLAB_HOME from conftest, so they share the session's feature and probe
+caches; the quick jobs are feature-extraction runs on R8 with seeds no other test uses.
+"""
+import time
+
+import pytest
+
+from conftest import TINY
+from core.config import ConfigError, RunConfig
+from core.jobs import DONE, FINISHED, QUEUED, RUNNING, STARTING, STOPPED, JobManager
+from core.store import RunStore
+
+WAIT_S = 240          # a generous bound on a tiny job: only there so that a hung worker fails the test
+
+
+@pytest.fixture
+def manager(tmp_path):
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False)
+    yield m
+    m.shutdown()
+
+
+def quick(seed: int) -> RunConfig:
+    return RunConfig(**{**TINY, "seed": seed}, strategy="feature-extraction")
+
+
+def long_run() -> RunConfig:
+    """Full fine-tuning that would take many minutes here: only ever stopped."""
+    return RunConfig(**{**TINY, "size": 512, "epochs": 20}, strategy="full")
+
+
+def wait_for(predicate, timeout=WAIT_S):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_submit_and_wait_until_done(manager, tmp_path):
+    job_id = manager.submit(quick(21), owner="s1")
+    job = manager.wait(job_id, timeout=WAIT_S)
+    assert job.state == DONE, (job.state, job.error)
+    assert job.result is not None and job.result.strategy == "feature-extraction" and job.result.seed == 21
+    assert 0 <= job.result.in_domain_acc <= 1 and job.progress["fraction"] == 1.0
+    assert job.error is None and job.position == 0 and job.started_at <= job.finished_at
+    stored = RunStore(tmp_path / "jobs.sqlite").get(job.result.key)   # the worker wrote to the given store
+    assert stored is not None and stored.in_domain_acc == job.result.in_domain_acc
+
+
+def test_two_jobs_run_one_after_the_other(manager):
+    first, second = manager.submit(quick(22), owner="s1"), manager.submit(quick(23), owner="s2")
+    assert manager.get(second).position == 2 or manager.get(first).state != QUEUED
+    positions = []
+    while not manager.get(first).finished:
+        if manager.get(first).state in (STARTING, RUNNING):
+            positions.append(manager.get(second).position)
+            assert manager.get(second).state == QUEUED          # never two at once
+        time.sleep(0.05)
+    a, b = manager.wait(first, timeout=WAIT_S), manager.wait(second, timeout=WAIT_S)
+    assert a.state == DONE and b.state == DONE, (a.error, b.error)
+    assert positions and set(positions) == {1}                   # next in line while the first ran
+    assert b.started_at >= a.finished_at
+    assert a.result.key != b.result.key
+
+
+def test_stop_during_training(manager):
+    job_id = manager.submit(long_run(), owner="s1")
+    assert wait_for(lambda: manager.get(job_id).progress.get("stage") == "training"), manager.get(job_id)
+    manager.stop(job_id)
+    job = manager.wait(job_id, timeout=30)
+    assert job.state == STOPPED and job.result is None and job.error_kind == "RunStopped"
+
+
+def test_a_bad_config_fails_at_submit(manager):
+    with pytest.raises(ConfigError, match="learning rate"):
+        manager.submit(RunConfig(**TINY, lr=3.0), owner="s1")
+    assert manager.jobs == {} and manager.queue_length() == 0
+
+
+def test_release_stops_only_that_owners_jobs(manager):
+    running = manager.submit(long_run(), owner="alice")
+    queued = manager.submit(quick(24), owner="alice")
+    other = manager.submit(quick(25), owner="bob")
+    assert wait_for(lambda: manager.get(running).state in (STARTING, RUNNING))
+    manager.release("alice")
+    assert manager.wait(running, timeout=30).state == STOPPED
+    assert manager.get(queued).state == STOPPED and manager.get(queued).started_at is None   # dropped unstarted
+    assert manager.get(other).state not in FINISHED            # bob's job is still there, next in line
+    manager.stop(other)
+    assert manager.wait(other, timeout=30).state == STOPPED
