@@ -142,6 +142,8 @@ def load_drug_sentiment():
 
 
 DRUG_MIN_CONDITION = 10   # conditions with fewer training reviews are too rare to learn or test
+# The UCI file cut some names: restore them for display.
+DRUG_CONDITION_NAMES = {"Bipolar Disorde": "Bipolar Disorder", "ibromyalgia": "Fibromyalgia"}
 
 
 def load_drug_condition():
@@ -149,7 +151,8 @@ def load_drug_condition():
     counts = train.condition.value_counts()
     keep = set(counts[counts >= DRUG_MIN_CONDITION].index)
     train, test = train[train.condition.isin(keep)], test[test.condition.isin(keep)]
-    return list(train.review), list(train.condition), list(test.review), list(test.condition)
+    name = lambda c: DRUG_CONDITION_NAMES.get(c, c)  # noqa: E731
+    return list(train.review), [name(c) for c in train.condition], list(test.review), [name(c) for c in test.condition]
 
 
 def load_clothing():

