@@ -183,9 +183,9 @@ class JobManager:
         """True when a worker has loaded the model and waits: a job submitted now starts at once.
         (Peeks at the worker's pipe for its "ready" message without taking it.)"""
         with self.lock:
-            worker = self.worker
-        if worker is None or not worker.process.is_alive():
-            return False
+            worker, busy = self.worker, self.current is not None or bool(self.queue)
+        if busy or worker is None or not worker.process.is_alive():
+            return False                     # a used worker's closed pipe also "polls" readable
         try:
             return worker.ready or worker.parent_conn.poll(0)
         except (OSError, EOFError):

@@ -1,0 +1,168 @@
+"""The app in a real browser: `streamlit run app.py` in a subprocess, driven by Debian's chromium
+through Playwright's Python package (no browser download: executable_path=/usr/bin/chromium).
+
+Needs: apt-get install -y chromium; pip install playwright (the python package only).
+Screenshots (1280x800) go to tests/artifacts/, which git ignores.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+TINY = "size=16&strategy=feature-extraction&epochs=1&max_length=32&eval_size=50&general_size=50"
+RESULT_TIMEOUT_MS = 240_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason="Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A fresh server with its own empty run store; the URL to open."""
+    port = free_port()
+    home = tempfile.mkdtemp(prefix="ftlab-browser-")
+    env = {**os.environ, "FTLAB_HOME": home, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+         str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.time() < deadline, "streamlit did not start"
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url)
+    page.get_by_role("button", name="▶ Run").wait_for(timeout=120_000)
+    return page
+
+
+def wait_until_warm(page, url: str, timeout=120.0):
+    """Reload until the sidebar no longer says the worker is warming up."""
+    deadline = time.time() + timeout
+    while page.get_by_text("Worker warming up").count():
+        assert time.time() < deadline, "the worker never became ready"
+        time.sleep(2)
+        page.goto(url)
+        page.get_by_role("button", name="▶ Run").wait_for(timeout=60_000)
+
+
+def shot(page, name: str):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def tradeoff_points(page, trace_name: str) -> list:
+    return page.evaluate("""(name) => {
+        for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+            for (const t of (plot.data || [])) {
+                if (t.name === name) return t.x.map((x, i) => [x, t.y[i]]);
+            }
+        }
+        return [];
+    }""", trace_name)
+
+
+def test_run_shows_progress_fast_and_lands_on_the_plot(server, browser):
+    url = f"{server}/?{TINY}"
+    page = open_page(browser, url)
+    wait_until_warm(page, url)
+    page.get_by_role("button", name="▶ Run").click()
+    clicked = time.time()
+    page.locator('[data-testid="stProgress"], [data-testid="stMetric"]').first.wait_for(timeout=10_000)
+    first_progress_s = time.time() - clicked
+    assert first_progress_s < 3.0, f"first progress after {first_progress_s:.1f} s"
+    page.get_by_text("In-domain accuracy").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0", timeout=30_000)
+    points = tradeoff_points(page, "strategy: feature-extraction")
+    assert len(points) == 1
+    shot(page, "lab_result")
+
+
+def test_page_switch_keeps_the_run_and_stop_ends_it(server, browser):
+    url = f"{server}/?size=64&epochs=20&max_length=32&eval_size=50&general_size=50"   # full fine-tuning
+    page = open_page(browser, url)
+    page.get_by_role("button", name="▶ Run").click()
+    page.get_by_text("training —").first.wait_for(timeout=120_000)
+    shot(page, "lab_running")
+    page.get_by_role("link", name="Compare").click()
+    page.get_by_text("Compare runs").wait_for(timeout=30_000)
+    shot(page, "compare")
+    page.get_by_role("link", name="Learn").click()
+    page.get_by_text("Catastrophic forgetting").wait_for(timeout=30_000)
+    shot(page, "learn")
+    page.get_by_role("link", name="Lab").click()
+    page.locator('[data-testid="stProgress"]').wait_for(timeout=30_000)   # still running after the trip
+    page.get_by_role("button", name="⏹ Stop").click()
+    clicked = time.time()
+    page.get_by_text("Stopped: the run was ended").wait_for(timeout=10_000)
+    assert time.time() - clicked < 4.0       # stop lands in about a second, plus a poll and a rerun
+    shot(page, "lab_stopped")
+
+
+def test_two_pages_share_one_server_and_queue(server, browser):
+    first = open_page(browser, f"{server}/?{TINY}&seed=1")
+    second = open_page(browser, f"{server}/?{TINY}&seed=2")
+    first.get_by_role("button", name="▶ Run").click()
+    second.get_by_role("button", name="▶ Run").click()
+    queued = second.get_by_text("Queued, position 1")
+    try:
+        queued.wait_for(timeout=5_000)
+        shot(second, "second_session_queued")
+    except playwright_api.TimeoutError:
+        pass      # the first run finished before the second page polled: nothing to see, still fine
+    for page in (first, second):
+        page.get_by_text("In-domain accuracy").wait_for(timeout=RESULT_TIMEOUT_MS)
+    second.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0", timeout=30_000)
+    assert len(tradeoff_points(second, "strategy: feature-extraction")) >= 2
+
+
+def test_presenter_mode_screenshot(server, browser):
+    page = open_page(browser, f"{server}/?{TINY}&presenter=1")
+    page.wait_for_timeout(1500)
+    shot(page, "lab_presenter")
+    assert page.get_by_text("Advanced").count() == 0
