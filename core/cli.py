@@ -100,8 +100,10 @@ class ProgressBar:
         if enabled:
             from tqdm import tqdm
 
+            # disable=None: no bar when stderr is not a terminal, so logs and pipes get no \r noise
+            # in front of the result or of an `error:` line
             self.bar = tqdm(total=1000, desc=desc, bar_format="{desc} {bar} {percentage:3.0f}% {postfix}",
-                            file=sys.stderr, leave=False)
+                            file=sys.stderr, leave=False, disable=None)
 
     def __call__(self, ev: dict):
         if self.bar is None:

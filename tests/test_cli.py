@@ -1,0 +1,118 @@
+"""`python -m core`: list, run --json, runs, export, delete, sweep --out, and bad values (exit 2).
+
+Subprocesses inherit FTLAB_HOME from conftest (shared caches, never the user's store); each
+test names its own --store file.
+"""
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from core.cli import main
+from core.store import RunStore
+
+TINY_FLAGS = ["--task", "r8", "--size", "16", "--epochs", "1", "--max-length", "32", "--eval-size", "50",
+              "--general-size", "50"]
+
+
+def cli(*args, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=os.environ.copy())
+    if check:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_list():
+    out = cli("list").stdout
+    for name in ("minilm", "r8", "sms-spam", "trec6", "feature-extraction", "full", "lora", "bitfit"):
+        assert name in out
+    data = json.loads(cli("list", "--json").stdout)
+    assert set(data) == {"models", "tasks", "strategies"} and "r8" in data["tasks"] and data["tasks"]["mr"]["general"]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """One tiny run through the CLI, stored in a store of its own."""
+    store = tmp_path_factory.mktemp("cli") / "runs.sqlite"
+    proc = cli("--store", str(store), "run", *TINY_FLAGS, "--strategy", "fe", "--seed", "31", "--json")
+    return store, json.loads(proc.stdout)
+
+
+def test_run_json(cli_run):
+    store, result = cli_run
+    assert result["strategy"] == "feature-extraction" and result["size"] == 16 and result["seed"] == 31
+    assert 0 <= result["in_domain_acc"] <= 1 and result["n_eval"] == 50 and len(result["curves"]) == 1
+    assert result["general"] == result["pretrained_general"] and not result["cached"]
+    assert RunStore(store).get(result["key"]) is not None
+
+
+def test_runs_export_and_delete(cli_run, tmp_path, capsys):
+    store, result = cli_run
+    key = result["key"]
+    copy = tmp_path / "copy.sqlite"           # work on a copy: the module's store stays as it was
+    RunStore(copy).put(RunStore(store).get(key))
+
+    assert main(["--store", str(copy), "runs"]) == 0
+    out = capsys.readouterr().out
+    assert key in out and "1 runs in" in out
+    assert main(["--store", str(copy), "runs", "--json"]) == 0
+    assert [r["key"] for r in json.loads(capsys.readouterr().out)] == [key]
+
+    proc = cli("--store", str(copy), "export", "--format", "csv")          # the real entry point, to stdout
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert len(rows) == 1 and rows[0]["key"] == key and rows[0]["strategy"] == "feature-extraction"
+    assert float(rows[0]["in_domain_acc"]) == pytest.approx(result["in_domain_acc"])
+    out_json = tmp_path / "runs.json"
+    assert main(["--store", str(copy), "export", "--format", "json", "--out", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())[0]["key"] == key
+
+    assert main(["--store", str(copy), "delete", key]) == 0
+    assert "deleted 1 run(s)" in capsys.readouterr().out
+    assert RunStore(copy).list() == []
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--size", "0"], "size must be a positive number"),
+    (["--lr", "abc"], "--lr: cannot read 'abc'"),
+    (["--task", "nope"], "unknown task 'nope'"),
+    (["--strategy", "nope"], "unknown strategy 'nope'"),
+    (["--feature-layer", "9", "--strategy", "fe"], "feature layer must be between 1 and 6"),
+])
+def test_bad_values_exit_2_with_one_error_line(flags, words, tmp_path, capsys):
+    store = tmp_path / "runs.sqlite"
+    assert main(["--store", str(store), "run", *TINY_FLAGS, *flags, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and words in err and "\n" not in err
+    assert RunStore(store).list() == []
+
+
+def test_bad_value_through_python_m_core(tmp_path):
+    proc = cli("--store", str(tmp_path / "s.sqlite"), "run", *TINY_FLAGS, "--size", "0", check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: size must be a positive number")
+    assert proc.stdout == ""
+
+
+def test_sweep_writes_a_markdown_table(tmp_path):
+    out, js = tmp_path / "docs" / "sweep.md", tmp_path / "sweep.json"
+    flags = [f for f in TINY_FLAGS if f not in ("--size", "16")]
+    proc = cli("--store", str(tmp_path / "s.sqlite"), "sweep", *flags, "--sizes", "16", "--strategies", "fe",
+               "--seeds", "32", "33", "--quiet", "--title", "Tiny sweep", "--out", str(out), "--json-out", str(js))
+    assert "[2/2]" in proc.stdout
+    text = out.read_text()
+    assert text.startswith("# Tiny sweep\n")
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert table[0].startswith("| strategy | size | seeds | in-domain acc |")
+    assert set(table[1]) <= set("|-")
+    assert len(table) == 3 and table[2].startswith("| feature-extraction | 16 | 2 | ")    # one cell, two seeds
+    runs = json.loads(js.read_text())["runs"]
+    assert sorted(r["seed"] for r in runs) == [32, 33]
+    assert len(RunStore(tmp_path / "s.sqlite").list()) == 2
