@@ -195,15 +195,19 @@ def _optimizer(groups, device):
     return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, **kwargs)
 
 
-def _train_loop(cfg, step_fn, batches_for_epoch, n_train, evaluate_val, report, should_stop, optimizer,
-                scheduler, params_to_clip):
-    """The loop shared by every strategy: epochs of steps, curves, time-left estimate."""
-    steps_per_epoch = len(batches_for_epoch(0))
+def _train_loop(cfg, step_fn, epoch_batches, evaluate_val, report, should_stop, optimizer, scheduler,
+                params_to_clip):
+    """The loop shared by every strategy: epochs of steps, curves, time-left estimate.
+
+    `epoch_batches(epoch)` returns the epoch's batches already on the device; loss and hits are
+    summed as device tensors and read once per epoch, so a GPU step never waits on the host.
+    """
+    steps_per_epoch = len(epoch_batches(0))
     total = steps_per_epoch * cfg.epochs
     step, t_start = 0, time.perf_counter()
     for epoch in range(cfg.epochs):
         loss_sum, correct, seen = 0.0, 0, 0
-        for batch in batches_for_epoch(epoch):
+        for batch in epoch_batches(epoch):
             _check(should_stop)
             loss, n_correct, n = step_fn(batch)
             loss.backward()
@@ -212,16 +216,16 @@ def _train_loop(cfg, step_fn, batches_for_epoch, n_train, evaluate_val, report, 
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            loss_sum += float(loss.detach()) * n
-            correct += n_correct
+            loss_sum = loss_sum + loss.detach() * n
+            correct = correct + n_correct
             seen += n
             step += 1
             rate = (time.perf_counter() - t_start) / step
             report("training", step, total, f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}",
                    eta_s=rate * (total - step))
         val_acc = evaluate_val()
-        report.curves.append({"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
-                              "train_acc": correct / max(seen, 1), "val_acc": val_acc})
+        report.curves.append({"epoch": epoch + 1, "train_loss": float(loss_sum) / max(seen, 1),
+                              "train_acc": float(correct) / max(seen, 1), "val_acc": val_acc})
         report("training", step, total, f"epoch {epoch + 1}/{cfg.epochs} done", force=True)
     return report.curves
 
@@ -304,21 +308,24 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     report("training", 0, steps, "starting", force=True)
     try:
         if strategy.trains_encoder:
-            def step_fn(idx):
+            def epoch_batches(epoch):   # padded and moved to the device before the epoch's first step
+                return [collate(tok_train, idx, pad_id, device) + (y_train_t[torch.from_numpy(idx).to(device)],)
+                        for idx in batches_for_epoch(epoch)]
+
+            def step_fn(batch):
+                ids, mask, target = batch
                 model.train()
-                ids, mask = collate(tok_train, idx, pad_id, device)
                 with autocast(device, dtype):
                     logits = model(ids, mask)
-                target = y_train_t[torch.from_numpy(idx).to(device)]
                 loss = loss_fn(logits.float(), target)
-                return loss, int((logits.argmax(-1) == target).sum()), len(idx)
+                return loss, (logits.argmax(-1) == target).sum(), len(target)
 
             def evaluate_val():
                 return _metrics(y_val, predict(model, tok_val, pad_id, device, dtype, should_stop=should_stop))[0]
 
             clip = [p for g in groups for p in g["params"]]
-            curves = _train_loop(cfg, step_fn, batches_for_epoch, len(train_idx), evaluate_val, report,
-                                 should_stop, optimizer, scheduler, clip)
+            curves = _train_loop(cfg, step_fn, epoch_batches, evaluate_val, report, should_stop, optimizer,
+                                 scheduler, clip)
             train_pred = predict(model, tok_train, pad_id, device, dtype, should_stop=should_stop)
         else:
             # Frozen encoder: features once (cached on disk across runs), then a head on top.
@@ -340,12 +347,14 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
             f_test = cached(task.test_texts, test_tokens_for, test_idx, len(task.test_texts))
             head = nn.Sequential(model.dropout, model.head)
 
-            def step_fn(idx):
+            def epoch_batches(epoch):
+                return [torch.from_numpy(idx).to(device) for idx in batches_for_epoch(epoch)]
+
+            def step_fn(idx_t):
                 head.train()
-                idx_t = torch.from_numpy(idx).to(device)
                 logits = head(f_train[idx_t])
                 target = y_train_t[idx_t]
-                return loss_fn(logits, target), int((logits.argmax(-1) == target).sum()), len(idx)
+                return loss_fn(logits, target), (logits.argmax(-1) == target).sum(), len(idx_t)
 
             def head_predict(feats):
                 head.eval()
@@ -355,8 +364,8 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
             def evaluate_val():
                 return _metrics(y_val, head_predict(f_val))[0]
 
-            curves = _train_loop(cfg, step_fn, batches_for_epoch, len(train_idx), evaluate_val, report,
-                                 should_stop, optimizer, scheduler, None)
+            curves = _train_loop(cfg, step_fn, epoch_batches, evaluate_val, report, should_stop, optimizer,
+                                 scheduler, None)
             train_pred = head_predict(f_train)
         timings["training"] = time.perf_counter() - t
 
