@@ -94,3 +94,8 @@ def capture_models():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(training, "EncoderClassifier", Recording)
         yield made
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a test that runs whole jobs or drives the app end to end")
+    config.addinivalue_line("markers", "browser: a test that needs a real browser (chromium)")
