@@ -29,7 +29,7 @@ from .config import RunConfig
 
 QUEUED, STARTING, RUNNING, DONE, FAILED, STOPPED = "queued", "starting", "running", "done", "failed", "stopped"
 FINISHED = (DONE, FAILED, STOPPED)
-KILL_AFTER_S = 3.0      # a stopped worker that has not ended by then is terminated
+KILL_AFTER_S = 1.0      # a stopped worker that has not ended by then is terminated: Stop ends a run in ~1 s
 
 
 @dataclass

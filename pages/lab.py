@@ -80,7 +80,9 @@ with st.sidebar:
             trainable, total = ui.param_count(probe.to_dict(), info["num_labels"])
         except (ConfigError, ModelError) as err:
             return f"cannot count: {err}"
-        return f"{trainable:,} trainable parameters ({100 * trainable / total:.2g} % of {total / 1e6:.1f} M)"
+        share = 100 * trainable / total
+        return f"{trainable:,} trainable parameters ({share:.2g} % of {total / 1e6:.1f} M)" if share < 99.5 else \
+            f"{trainable:,} trainable parameters (all of them)"
 
     init("strategy", saved.strategy)
     values["strategy"] = st.radio("Strategy", list(STRATEGIES), key=P + "strategy",
@@ -213,7 +215,7 @@ if result is not None:
     row[0].metric("Time", f"{result.timings.get('total', 0):.1f} s")
     row[1].metric("Device", f"{result.device} · {result.precision}")
     row[2].metric("Trainable parameters", f"{result.trainable_params:,}",
-                  f"{100 * result.trainable_params / result.total_params:.2g} % of all", delta_color="off")
+                  f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off")
     row[3].metric("Macro-F1", f"{100 * result.in_domain_f1:.1f} %")
     if result.curves and not presenter:
         st.plotly_chart(plots.curves_figure(result.curves), key="result_curves")

@@ -207,8 +207,8 @@ def test_page_switch_keeps_the_run_and_stop_ends_it():
     clicked = time.time()
     manager().wait(job.id, timeout=10)
     # The loop checks for Stop before every step; a worker that misses it is killed after
-    # core.jobs.KILL_AFTER_S (3 s), so on a busy CPU the bound is that plus a poll.
-    assert job.state == "stopped" and time.time() - clicked < 4.0
+    # core.jobs.KILL_AFTER_S (1 s), so even on a busy CPU the bound is that plus a poll or two.
+    assert job.state == "stopped" and time.time() - clicked < 2.0
     at.run()
     assert any(w.value.startswith("Stopped") for w in at.warning)
 

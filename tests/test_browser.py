@@ -91,12 +91,29 @@ def wait_until_warm(page, url: str, timeout=120.0):
         page.get_by_role("button", name="▶ Run").wait_for(timeout=60_000)
 
 
+def wait_rendered(page):
+    """Until no placeholder is left (Plotly's bundle loads lazily with the first chart and keeps a
+    busy CPU's browser occupied for seconds: not what a click-to-progress time should measure)."""
+    page.wait_for_function("document.querySelectorAll('[data-testid=stSkeleton]').length === 0",
+                           polling=200, timeout=60_000)
+    page.wait_for_timeout(1000)
+
+
 def shot(page, name: str):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+FIND_TRACE = """(name) => {
+    for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+        for (const t of (plot.data || [])) { if (t.name === name) return true; }
+    }
+    return false;
+}"""
+
+
 def tradeoff_points(page, trace_name: str) -> list:
+    page.wait_for_function(FIND_TRACE, arg=trace_name, polling=250, timeout=60_000)
     return page.evaluate("""(name) => {
         for (const plot of document.querySelectorAll('.js-plotly-plot')) {
             for (const t of (plot.data || [])) {
@@ -111,13 +128,19 @@ def test_run_shows_progress_fast_and_lands_on_the_plot(server, browser):
     url = f"{server}/?{TINY}"
     page = open_page(browser, url)
     wait_until_warm(page, url)
+    wait_rendered(page)
     page.get_by_role("button", name="▶ Run").click()
     clicked = time.time()
-    page.locator('[data-testid="stProgress"], [data-testid="stMetric"]').first.wait_for(timeout=10_000)
+    try:
+        # the stage row ("loading → tokenizing → ...") shows once the worker reported progress
+        page.wait_for_function("document.body.innerText.includes('evaluating → general')",
+                               polling=100, timeout=10_000)
+    finally:
+        shot(page, "lab_after_click")
     first_progress_s = time.time() - clicked
     assert first_progress_s < 3.0, f"first progress after {first_progress_s:.1f} s"
-    page.get_by_text("In-domain accuracy").wait_for(timeout=RESULT_TIMEOUT_MS)
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0", timeout=30_000)
+    page.locator('[data-testid="stMetricLabel"]', has_text="In-domain accuracy").first.wait_for(
+        timeout=RESULT_TIMEOUT_MS)
     points = tradeoff_points(page, "strategy: feature-extraction")
     assert len(points) == 1
     shot(page, "lab_result")
@@ -140,7 +163,7 @@ def test_page_switch_keeps_the_run_and_stop_ends_it(server, browser):
     page.get_by_role("button", name="⏹ Stop").click()
     clicked = time.time()
     page.get_by_text("Stopped: the run was ended").wait_for(timeout=10_000)
-    assert time.time() - clicked < 4.0       # stop lands in about a second, plus a poll and a rerun
+    assert time.time() - clicked < 4.0       # ~1 s to stop, plus a poll, a rerun and drawing on a busy CPU
     shot(page, "lab_stopped")
 
 
@@ -156,8 +179,8 @@ def test_two_pages_share_one_server_and_queue(server, browser):
     except playwright_api.TimeoutError:
         pass      # the first run finished before the second page polled: nothing to see, still fine
     for page in (first, second):
-        page.get_by_text("In-domain accuracy").wait_for(timeout=RESULT_TIMEOUT_MS)
-    second.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0", timeout=30_000)
+        page.locator('[data-testid="stMetricLabel"]', has_text="In-domain accuracy").first.wait_for(
+            timeout=RESULT_TIMEOUT_MS)
     assert len(tradeoff_points(second, "strategy: feature-extraction")) >= 2
 
 
