@@ -51,8 +51,9 @@ LESSONS = [
 
 
 def describe(cfg: RunConfig) -> str:
-    changed = {k: v for k, v in cfg.to_dict().items() if v != RunConfig(task=task).to_dict()[k]}
-    return ", ".join(f"{k}={v}" for k, v in changed.items())
+    default = RunConfig(task=task).to_dict()
+    changed = {k: v for k, v in cfg.to_dict().items() if v != default[k] and k not in ("strategy", "size")}
+    return ", ".join([cfg.strategy, f"n={cfg.size}"] + [f"{k}={v}" for k, v in changed.items()])
 
 
 for i, (title, text, configs) in enumerate(LESSONS):
