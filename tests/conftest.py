@@ -99,8 +99,3 @@ def capture_models():
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a test that runs whole jobs or drives the app end to end")
     config.addinivalue_line("markers", "browser: a test that needs a real browser (chromium)")
-
-
-def pytest_configure(config):
-    # slow: real training runs (app and browser tests); deselect with -m "not slow"
-    config.addinivalue_line("markers", "slow: runs real (tiny) training jobs; skip with -m 'not slow'")

@@ -25,6 +25,7 @@ RESULT_TIMEOUT_MS = 240_000
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
                        reason="Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"),
 ]
