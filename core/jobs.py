@@ -63,8 +63,11 @@ def _worker_main(conn, stop_event, store_path, model_name):
             load_base(model_name)          # warm: the first progress then comes at once
         except Exception:
             pass                            # the job itself will report a model error clearly
-        conn.send({"type": "ready"})
-        msg = conn.recv()
+        try:
+            conn.send({"type": "ready"})
+            msg = conn.recv()
+        except (EOFError, OSError):         # the app went away while this worker waited: just exit
+            return
         if msg is None:
             return
         config = RunConfig.from_dict(msg["config"])
@@ -75,13 +78,16 @@ def _worker_main(conn, stop_event, store_path, model_name):
     except BaseException as err:            # noqa: BLE001 - everything goes back to the manager
         kind = type(err).__name__
         if kind == "RunStopped":
-            conn.send({"type": "stopped"})
+            reply = {"type": "stopped"}
         else:
             message = str(err) or kind
             if kind == "OutOfMemoryError" or "out of memory" in message.lower():
                 message = "out of memory: lower the batch size or the max length and run again"
-            conn.send({"type": "error", "kind": kind, "message": message,
-                       "traceback": traceback.format_exc(limit=8)})
+            reply = {"type": "error", "kind": kind, "message": message, "traceback": traceback.format_exc(limit=8)}
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):  # nobody left to tell
+            pass
     finally:
         try:
             conn.close()
