@@ -168,8 +168,8 @@ def test_tiny_run_end_to_end_with_cards_and_plot():
     at.sidebar.button[0].click().run()
     clicked = time.time()
     job = jobs_of(at)[0]
-    while job.state == "queued":                 # first progress: the warm worker took the job
-        assert time.time() - clicked < 3.0, "no progress within 3 s of Run"
+    while job.state == "queued":                 # the warm worker takes the job (latency measured in
+        assert time.time() - clicked < 120, "the job never left the queue"   # the browser test, not here)
         time.sleep(0.05)
     finish(at)
     assert_no_exception(at)
@@ -205,10 +205,11 @@ def test_page_switch_keeps_the_run_and_stop_ends_it():
     stop = [b for b in at.button if b.label == "⏹ Stop"][0]
     stop.click().run()
     clicked = time.time()
-    manager().wait(job.id, timeout=10)
+    manager().wait(job.id, timeout=30)
     # The loop checks for Stop before every step; a worker that misses it is killed after
-    # core.jobs.KILL_AFTER_S (1 s), so even on a busy CPU the bound is that plus a poll or two.
-    assert job.state == "stopped" and time.time() - clicked < 2.0
+    # core.jobs.KILL_AFTER_S (1 s). How long it took is printed, not asserted (no timed tests).
+    assert job.state == "stopped"
+    print(f"stopped {time.time() - clicked:.2f} s after the click")
     at.run()
     assert any(w.value.startswith("Stopped") for w in at.warning)
 
