@@ -12,39 +12,18 @@ import shlex
 import statistics
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
-from .config import ConfigError, RunConfig
+from .config import FIELD_TYPES, ConfigError, RunConfig, parse_field
 from .data import DataError
 from .models import ModelError
 
-# RunConfig fields exposed as --flags, with how to parse them.
 def _parse_size(text: str):
-    return None if text in ("all", "none", "None") else int(text)
-
-
-def _opt_int(text: str):
-    return None if text in ("none", "None", "") else int(text)
-
-
-def _opt_float(text: str):
-    return None if text in ("none", "None", "") else float(text)
-
-
-PARSERS = {
-    "task": str, "size": _parse_size, "strategy": str, "model": str, "seed": int, "lr": _opt_float,
-    "head_lr": _opt_float, "epochs": _opt_int, "batch_size": _opt_int, "max_length": int, "warmup": float,
-    "weight_decay": float, "dropout": _opt_float, "feature_layer": _opt_int, "pooling": str,
-    "freeze_layers": int, "layer_lr_decay": float, "lora_r": int, "lora_alpha": int, "lora_dropout": float,
-    "lora_targets": lambda s: tuple(t.strip() for t in s.split(",") if t.strip()),
-    "eval_size": _parse_size, "general_size": int, "device": str, "precision": str,
-}
-assert set(PARSERS) == {f.name for f in fields(RunConfig)}, "every RunConfig field needs a parser"
+    return parse_field("size", text)
 
 
 def add_config_flags(p: argparse.ArgumentParser, skip=()):
-    for name, parse in PARSERS.items():
+    for name in FIELD_TYPES:
         if name not in skip:
             p.add_argument("--" + name.replace("_", "-"), dest=name, type=str, default=None,
                            help=f"(default: {getattr(RunConfig(), name)!r}; None = the strategy's default)")
@@ -52,11 +31,11 @@ def add_config_flags(p: argparse.ArgumentParser, skip=()):
 
 def config_from_args(args, **overrides) -> RunConfig:
     values = {}
-    for name, parse in PARSERS.items():
+    for name in FIELD_TYPES:
         raw = getattr(args, name, None)
         if raw is not None:
             try:
-                values[name] = parse(raw)
+                values[name] = parse_field(name, raw)
             except ValueError:
                 raise ConfigError(f"--{name.replace('_', '-')}: cannot read {raw!r}") from None
     values.update(overrides)
@@ -193,12 +172,13 @@ def parse_grid(items: list[str]) -> dict:
     for item in items or []:
         name, _, values = item.partition("=")
         name = name.strip().replace("-", "_")
-        if name not in PARSERS or not values:
+        if name not in FIELD_TYPES or not values:
             raise ConfigError(f"--grid wants FIELD=v1,v2,... with a config field (got {item!r})")
-        if name == "lora_targets":
-            grid[name] = [PARSERS[name](v) for v in values.split(";")]
-        else:
-            grid[name] = [PARSERS[name](v) for v in values.split(",")]
+        sep = ";" if name == "lora_targets" else ","      # targets are themselves comma-separated
+        try:
+            grid[name] = [parse_field(name, v) for v in values.split(sep)]
+        except ValueError:
+            raise ConfigError(f"--grid {name}: cannot read {values!r}") from None
     return grid
 
 

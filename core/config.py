@@ -167,5 +167,32 @@ STRATEGY_FIELDS = {
     "freeze_layers", "layer_lr_decay", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
 }
 
-# Fields a user may set from the CLI or a URL; type converters for parsing them from text.
+# Every field as text, the one way the CLI flags and the app's URL are read and written.
 FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
+NONE_WORDS = ("none", "all", "default", "")   # all of these mean None for an optional field
+
+
+def parse_field(name: str, text: str):
+    """'2e-5' -> 2e-05, 'all' -> None (optional fields), 'query,value' -> ('query', 'value')."""
+    kind = FIELD_TYPES[name]
+    optional = kind.endswith("| None")
+    text = str(text).strip()
+    if optional and text.lower() in NONE_WORDS:
+        return None
+    if kind.startswith("int"):
+        return int(text)
+    if kind.startswith("float"):
+        return float(text)
+    if kind.startswith("tuple"):
+        return tuple(t.strip() for t in text.split(",") if t.strip())
+    return text
+
+
+def format_field(name: str, value) -> str:
+    if value is None:
+        return "all" if name in ("size", "eval_size") else "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

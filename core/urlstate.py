@@ -10,35 +10,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Mapping
 
-from .config import FIELD_TYPES, ConfigError, RunConfig
-
-NONE_WORDS = ("none", "all", "default", "")   # all of these mean None for an optional field
-
-
-def _parse(name: str, text: str):
-    kind = FIELD_TYPES[name]
-    optional = kind.endswith("| None")
-    text = text.strip()
-    if optional and text.lower() in NONE_WORDS:
-        return None
-    if kind.startswith("int"):
-        return int(text)
-    if kind.startswith("float"):
-        return float(text)
-    if kind.startswith("tuple"):
-        return tuple(t.strip() for t in text.split(",") if t.strip())
-    return text
-
-
-def _format(name: str, value) -> str:
-    if value is None:
-        return "all" if name in ("size", "eval_size") else "none"
-    if isinstance(value, (tuple, list)):
-        return ",".join(value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
+from .config import FIELD_TYPES, ConfigError, RunConfig, format_field, parse_field
 
 def config_to_query(cfg: RunConfig) -> dict[str, str]:
     """The fields of `cfg` that differ from RunConfig(), as strings."""
@@ -49,7 +21,7 @@ def config_to_query(cfg: RunConfig) -> dict[str, str]:
         if isinstance(value, list):
             value = tuple(value)
         if value != getattr(default, f.name):
-            out[f.name] = _format(f.name, value)
+            out[f.name] = format_field(f.name, value)
     return out
 
 
@@ -61,7 +33,7 @@ def config_from_query(params: Mapping[str, str]) -> tuple[RunConfig, list[str]]:
             continue
         raw = params[name]
         try:
-            values[name] = _parse(name, str(raw))
+            values[name] = parse_field(name, str(raw))
         except ValueError:
             errors.append(f"the link's value {name}={raw!r} is not a valid {FIELD_TYPES[name]}; using the default")
     cfg = RunConfig(**values)
