@@ -42,6 +42,7 @@ SCALING_SIZES_QUICK = (64, 128, 256)
 EVAL_SIZES = (125, 250, 500, 1000, 2000)
 EVAL_SIZES_QUICK = (125, 250, 500)
 SCALING_EPOCHS = 1
+QUICK = {"size": 128, "eval_size": 500, "general_size": 200}   # --quick: a smoke test, not a measurement
 SCALING_EVAL_SIZE = 100     # in-domain test texts per scaling run: the sweep measures training
 SCALING_GENERAL_SIZE = 50   # the smallest general benchmark the config allows
 EVAL_BATCH = 128            # the lab's own evaluation batch (core.training.predict)
@@ -187,7 +188,8 @@ def train_flops(strategy: str, params: int, trainable: int, tokens: int) -> floa
 def bench_config(strategy: str, size: int, device: str = "auto", **changes):
     from .config import RunConfig
 
-    return RunConfig(strategy=strategy, size=size, epochs=EPOCHS, device=device, **changes).resolved()
+    changes.setdefault("epochs", EPOCHS)
+    return RunConfig(strategy=strategy, size=size, device=device, **changes).resolved()
 
 
 class _Data:
@@ -781,7 +783,9 @@ def render(ctx: dict) -> str:
       "Do not edit by hand: run the command again.")
     if ctx["quick"]:
         w("")
-        w("**Quick mode (smoke test):** one repeat and a small scaling sweep; figures are indicative only.")
+        w(f"**Quick mode (smoke test):** one repeat, at most {QUICK['size']} training examples, "
+          f"{QUICK['eval_size']} test texts, a general benchmark of {QUICK['general_size']} sentences per task "
+          "and a small scaling sweep; figures are indicative only.")
     w("")
     w("## Machine")
     w("")
@@ -816,8 +820,13 @@ def render(ctx: dict) -> str:
     missed = [g for g in ctx["goals"] if not g["met"]]
     if missed:
         w("")
+        busy = max((facts.get("load_avg_start") or (0,))[0], (facts.get("load_avg_end") or (0,))[0])
         for g in missed:
             why = WHY.get(g["goal"], "")
+            if busy > facts["usable_cores"] + 0.5:
+                why += (f" The machine was shared while this ran (load average up to {busy:.1f} on "
+                        f"{facts['usable_cores']} cores): single runs swing several-fold, so rerun on a quiet "
+                        "machine before reading this as a property of the code.")
             w(f"- **Not met: {g['goal']}** — {g['miss']}. {why}")
     w("")
 
@@ -896,7 +905,8 @@ def render(ctx: dict) -> str:
       "stage computes the training, validation and test features, and whose general-benchmark stage fits the "
       "pre-trained probes. Feature extraction uses the same 3 epochs as the other strategies here (the lab's "
       "own default is 30).")
-    w("- **General benchmark**: only the lab has one (4 tasks × 2×1,000 sentences, fixed and refitted probes); "
+    w(f"- **General benchmark**: only the lab has one (4 tasks × 2×{cfgs['full'].general_size:,} sentences, "
+      "fixed and refitted probes); "
       "its time is reported apart and left out of the ratio. The Trainer has no equivalent.")
     w("- Padding: tokens spent on padding as a share of all tokens in the batches actually formed (lab: its "
       "length-grouped batch plan; Trainer: counted in the collator). Feature extraction's warm path forwards "
@@ -1040,6 +1050,10 @@ def main(args) -> dict:
     quick = bool(getattr(args, "quick", False))
     repeats = 1 if quick else max(1, int(getattr(args, "repeats", 3)))
     size = int(getattr(args, "size", 512))
+    small = {}
+    if quick:   # a smoke test must be quick on a busy 2-core machine: fewer examples and evaluation texts
+        size = min(size, QUICK["size"])
+        small = {"eval_size": QUICK["eval_size"], "general_size": QUICK["general_size"]}
     out_path = Path(getattr(args, "out", None) or "docs/PERFORMANCE.md")
     device = getattr(args, "device", None) or os.environ.get("FTLAB_BENCH_DEVICE") or "auto"
     do_scaling = not getattr(args, "no_scaling", False)
@@ -1065,7 +1079,7 @@ def main(args) -> dict:
         stage_s["matmul peak"] = time.perf_counter() - t
         _log(f"matmul peak: fp32 {peaks['peak']['fp32']:.0f}, bf16 {peaks['peak']['bf16']:.0f} GFLOP/s")
 
-        configs = {s: bench_config(s, size, device) for s in STRATEGIES}
+        configs = {s: bench_config(s, size, device, **small) for s in STRATEGIES}
         runs = {s: {"project": [], "trainer": []} for s in STRATEGIES}
 
         # cold feature cache: the very first run in an empty FTLAB_HOME
