@@ -66,6 +66,15 @@ def probe_sets(size: int, tasks: tuple[str, ...] = tuple(GENERAL_TASKS)) -> list
     return sets
 
 
+def one_blas_thread():
+    """scikit-learn's BLAS/OpenMP pools next to torch's: on 2 cores their spinning threads fight
+    torch's for the same cores and later torch steps slow down many-fold (measured: the same
+    step 9 s, then 107 s in one process). The probes are small: one thread is plenty."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
 def fit_probe(x: np.ndarray, y: np.ndarray):
     """Logistic regression on L2-normalised features (the encoder was trained for cosine similarity).
 
@@ -145,8 +154,9 @@ class GeneralBenchmark:
         probes, per_task = {}, {}
         for ps in self.sets:
             x = self._pretrained_features(base_encoder, ps, should_stop)
-            probe = fit_probe(x[:ps.n_train], ps.y_train)
-            acc = float((probe.predict(x[ps.n_train:]) == ps.y_test).mean())
+            with one_blas_thread():
+                probe = fit_probe(x[:ps.n_train], ps.y_train)
+                acc = float((probe.predict(x[ps.n_train:]) == ps.y_test).mean())
             probes[ps.name] = probe
             per_task[ps.name] = {"fixed": acc, "refit": acc, "n_test": len(ps.y_test)}
         score = _summarise(per_task)
@@ -168,8 +178,9 @@ class GeneralBenchmark:
         for ps in self.sets:
             x = encode(encoder, self._token_ids(ps), self.tokenizer.pad_token_id, self.device, self.dtype,
                        None, POOLING, should_stop=should_stop)
-            fixed = float((probes[ps.name].predict(x[ps.n_train:]) == ps.y_test).mean())
-            refit_probe = fit_probe(x[:ps.n_train], ps.y_train)
-            refit = float((refit_probe.predict(x[ps.n_train:]) == ps.y_test).mean())
+            with one_blas_thread():
+                fixed = float((probes[ps.name].predict(x[ps.n_train:]) == ps.y_test).mean())
+                refit_probe = fit_probe(x[:ps.n_train], ps.y_train)
+                refit = float((refit_probe.predict(x[ps.n_train:]) == ps.y_test).mean())
             per_task[ps.name] = {"fixed": fixed, "refit": refit, "n_test": len(ps.y_test)}
         return _summarise(per_task)
