@@ -121,11 +121,11 @@ def test_learn_page_queues_a_comparison_and_opens_the_lab():
     assert_no_exception(at)
     assert len(at.get("button")) >= 5
     assert "Catastrophic forgetting" in [h.value for h in at.subheader]
-    at.button(key="learn_3").click().run()            # LoRA vs full: two runs
+    at.button(key="learn_3").click().run()            # LoRA, full, LoRA at a lower rate: three runs
     assert_no_exception(at)
     ids = at.session_state["jobs"]
-    assert len(ids) == 2
-    assert at.sidebar.radio(key="cfg_strategy").value == "full"      # the Lab, set to the last run
+    assert len(ids) == 3
+    assert at.sidebar.radio(key="cfg_strategy").value == "lora"      # the Lab, set to the last run
     for job_id in ids:                                  # not needed further: free the worker
         manager().stop(job_id)
     for job_id in ids:
