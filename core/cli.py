@@ -256,7 +256,8 @@ def cmd_sweep(args, store):
                f"{time.time() - t0:.0f} s of which the run store answered {sum(r.cached for r in results)}.", "",
                f"Model `{base.model}`, in-domain task `{base.task}` (test subset n={results[0].n_eval}). "
                f"General score: mean accuracy of SentEval-style logistic probes on MR, CR, TREC-6 and Rotten "
-               f"Tomatoes (1,000 test sentences each; SE of the mean {100 * pre['stderr']:.1f} points). "
+               f"Tomatoes (test sentences: " + ", ".join(f"{k} {v['n_test']:,}" for k, v in pre["per_task"].items())
+               + f"; SE of the mean {100 * pre['stderr']:.1f} points). "
                f"Pre-trained encoder: general {fmt_pct(pre['score'])} %"
                + " (" + ", ".join(f"{k} {fmt_pct(v['fixed'])}" for k, v in pre["per_task"].items()) + ").", "",
                "Cells give mean ± standard deviation over seeds. Δ general fixed: the pre-trained probes scored "
