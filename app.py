@@ -1,7 +1,7 @@
 """Fine-tuning lab: `streamlit run app.py`. Pages live in pages/; the work is done in core/."""
 import streamlit as st
 
-import ui
+from pages import ui
 
 st.set_page_config(page_title="Fine-tuning lab", page_icon="🧪", layout="wide")
 ui.init_session()          # the link's configuration, on this session's first run

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-import ui
+from pages import ui
 from core import plots
 from core.store import to_csv, to_json
 

@@ -5,7 +5,7 @@ fragment that polls the shared JobManager) -> the last result's cards -> the tra
 """
 import streamlit as st
 
-import ui
+from pages import ui
 from core import plots
 from core.config import ConfigError, RunConfig
 from core.data import DataError

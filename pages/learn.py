@@ -5,7 +5,7 @@ the Lab shows them training one after the other and lands each on the trade-off 
 """
 import streamlit as st
 
-import ui
+from pages import ui
 from core.config import ConfigError, RunConfig
 
 st.title("🎓 Learn")

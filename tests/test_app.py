@@ -29,7 +29,7 @@ def new_app(query: dict | None = None) -> AppTest:
 
 
 def manager():
-    import ui
+    from pages import ui
 
     return ui.job_manager()
 
@@ -137,7 +137,7 @@ def test_failure_messages_are_clear():
     def script():
         import streamlit as st
 
-        import ui
+        from pages import ui
         from core.jobs import FAILED, STOPPED, Job
         from core.config import RunConfig
 
@@ -247,7 +247,7 @@ def test_compare_page_table_plots_export_and_delete():
     assert len(at.get("plotly_chart")) == 3
     assert len(at.get("download_button")) == 5             # 3 plots as HTML, CSV, JSON
     before = len(at.dataframe[0].value)
-    import ui
+    from pages import ui
 
     at.multiselect(key="cmp_delete").select(ui.store().list()[0].key).run()
     at.button(key="cmp_delete_button").click().run()
