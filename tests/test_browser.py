@@ -193,6 +193,14 @@ def test_two_pages_share_one_server_and_queue(server, browser):
     for page in (first, second):
         page.locator('[data-testid="stMetricLabel"]', has_text="In-domain accuracy").first.wait_for(
             timeout=RESULT_TIMEOUT_MS)
+    # Both clicks land within a second, so either run may go first: the page whose run finished first
+    # drew the plot before the other run existed. After both, a fresh load shows both runs.
+    second.reload()
+    wait_rendered(second)
+    second.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    second.wait_for_function("""(name) => [...document.querySelectorAll('.js-plotly-plot')].some(
+        p => (p.data || []).some(t => t.name === name && t.x.length >= 2))""",
+                             arg="strategy: feature-extraction", polling=500, timeout=60_000)
     assert len(tradeoff_points(second, "strategy: feature-extraction")) >= 2
 
 
