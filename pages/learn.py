@@ -11,8 +11,8 @@ from core.config import ConfigError, RunConfig
 st.title("🎓 Learn")
 ui.sync_query()
 st.write("Each idea below comes with a small experiment. The button queues its runs on the in-domain task "
-         "you picked in the Lab and takes you there to watch. On a laptop CPU a full fine-tuning run on a few "
-         "hundred examples takes a few minutes; feature extraction takes seconds.")
+         "you picked in the Lab and takes you there to watch. On this 2-core CPU a full fine-tuning run on 256 "
+         "examples takes about a minute (docs/RESULTS.md); feature extraction takes seconds.")
 
 task = ui.lab_config().task
 LESSONS = [
