@@ -195,15 +195,14 @@ def _optimizer(groups, device):
     return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, **kwargs)
 
 
-def _train_loop(cfg, step_fn, epoch_batches, evaluate_val, report, should_stop, optimizer, scheduler,
+def _train_loop(cfg, step_fn, epoch_batches, total, evaluate_val, report, should_stop, optimizer, scheduler,
                 params_to_clip):
     """The loop shared by every strategy: epochs of steps, curves, time-left estimate.
 
-    `epoch_batches(epoch)` returns the epoch's batches already on the device; loss and hits are
+    `epoch_batches(epoch)` returns the epoch's batches already on the device (built once per epoch:
+    `total` steps is counted from the index plan, not by building them); loss and hits are
     summed as device tensors and read once per epoch, so a GPU step never waits on the host.
     """
-    steps_per_epoch = len(epoch_batches(0))
-    total = steps_per_epoch * cfg.epochs
     step, t_start = 0, time.perf_counter()
     for epoch in range(cfg.epochs):
         loss_sum, correct, seen = 0.0, 0, 0
@@ -324,7 +323,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
                 return _metrics(y_val, predict(model, tok_val, pad_id, device, dtype, should_stop=should_stop))[0]
 
             clip = [p for g in groups for p in g["params"]]
-            curves = _train_loop(cfg, step_fn, epoch_batches, evaluate_val, report, should_stop, optimizer,
+            curves = _train_loop(cfg, step_fn, epoch_batches, steps, evaluate_val, report, should_stop, optimizer,
                                  scheduler, clip)
             train_pred = predict(model, tok_train, pad_id, device, dtype, should_stop=should_stop)
         else:
@@ -364,7 +363,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
             def evaluate_val():
                 return _metrics(y_val, head_predict(f_val))[0]
 
-            curves = _train_loop(cfg, step_fn, epoch_batches, evaluate_val, report, should_stop, optimizer,
+            curves = _train_loop(cfg, step_fn, epoch_batches, steps, evaluate_val, report, should_stop, optimizer,
                                  scheduler, None)
             train_pred = head_predict(f_train)
         timings["training"] = time.perf_counter() - t
