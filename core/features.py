@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .config import cache_dir
-from .models import autocast, only_bottom_layers, pool
+from .models import autocast, eval_batch_size, only_bottom_layers, pool
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[np.ndarray]:
@@ -69,7 +69,7 @@ def padding_fraction(token_ids: list[np.ndarray], batches: list[np.ndarray]) -> 
 
 @torch.inference_mode()
 def encode(encoder, token_ids: list[np.ndarray], pad_id: int, device: torch.device, dtype,
-           layer: int | None = None, pooling: str = "mean", batch_size: int = 128,
+           layer: int | None = None, pooling: str = "mean", batch_size: int | None = None,
            should_stop=None) -> np.ndarray:
     """Pooled features (float32, one row per text) of one layer of `encoder`."""
     if not token_ids:
@@ -77,6 +77,7 @@ def encode(encoder, token_ids: list[np.ndarray], pad_id: int, device: torch.devi
     was_training = encoder.training
     encoder.eval()
     lengths = np.array([len(t) for t in token_ids])
+    batch_size = batch_size or eval_batch_size(device)
     out = np.zeros((len(token_ids), encoder.config.hidden_size), dtype=np.float32)
     try:
         with only_bottom_layers(encoder, layer):

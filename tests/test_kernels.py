@@ -1,0 +1,120 @@
+"""The CPU training kernels compute what transformers' kernels compute: same attention, same dropout law."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from core import kernels
+from core.models import EncoderClassifier, fresh_encoder, load_base
+
+
+def test_dropout_is_identity_when_not_training_or_p_zero():
+    x = torch.randn(4, 5)
+    assert kernels.fast_dropout(x, 0.3, training=False) is x
+    assert kernels.fast_dropout(x, 0.0) is x
+    assert torch.equal(kernels.fast_dropout(x, 1.0), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_zeroes_a_share_p_and_keeps_the_mean(p):
+    torch.manual_seed(0)
+    x = torch.ones(1000, 1000)
+    y = kernels.fast_dropout(x, p)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - p) < 0.003                       # 1e6 draws: the std. error is < 0.0005
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)))
+    assert abs(y.mean().item() - 1.0) < 0.01
+
+
+def test_dropout_backward_uses_the_forward_mask():
+    torch.manual_seed(1)
+    x = torch.randn(64, 32, requires_grad=True)
+    y = kernels.fast_dropout(x, 0.25)
+    y.backward(torch.ones_like(y))
+    kept = y != 0
+    assert torch.equal(x.grad != 0, kept)
+    assert torch.allclose(x.grad[kept], torch.full_like(x.grad[kept], 1 / 0.75))
+
+
+def test_dropout_is_seeded_by_torch():
+    x = torch.ones(256, 256)
+    torch.manual_seed(7)
+    a = kernels.fast_dropout(x, 0.1)
+    torch.manual_seed(7)
+    b = kernels.fast_dropout(x, 0.1)
+    assert torch.equal(a, b)
+
+
+def _classifier():
+    torch.manual_seed(0)
+    return EncoderClassifier(fresh_encoder("minilm")[1], num_labels=3)
+
+
+def _batch():
+    tokenizer, _ = load_base("minilm")
+    enc = tokenizer(["oil prices rose sharply in march after the opec meeting", "a short one", "profit up"],
+                    padding=True, return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def test_cpu_attention_matches_transformers_sdpa_with_padding():
+    model = _classifier().eval()
+    ids, mask = _batch()
+    with torch.no_grad():
+        reference = model(ids, mask)
+        with kernels.cpu_training_kernels(model, torch.device("cpu")):
+            assert model.encoder.config._attn_implementation == kernels.ATTENTION
+            ours = model(ids, mask)
+    assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_training_gradients_match_without_dropout():
+    ids, mask = _batch()
+    a = _classifier()
+    b = copy.deepcopy(a)
+    for m in list(a.modules()) + list(b.modules()):
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    grads = []
+    for model, use in ((a, False), (b, True)):
+        model.train()
+        ctx = kernels.cpu_training_kernels(model, torch.device("cpu")) if use else torch.enable_grad()
+        with ctx:
+            model(ids, mask).logsumexp(-1).sum().backward()
+        grads.append(model.encoder.encoder.layer[0].attention.self.query.weight.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+def test_kernels_swap_every_dropout_and_restore_the_attention():
+    from peft import LoraConfig, get_peft_model
+
+    model = _classifier()
+    get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules=["query", "value"],
+                                     modules_to_save=["head"]))
+    before = model.encoder.config._attn_implementation
+    n_dropout = sum(type(m) is nn.Dropout for m in model.modules())
+    assert n_dropout > 0
+    with kernels.cpu_training_kernels(model, torch.device("cpu")):
+        assert sum(type(m) is nn.Dropout for m in model.modules()) == 0
+        assert sum(type(m) is kernels.Dropout for m in model.modules()) == n_dropout
+        lora = [m for name, m in model.named_modules() if name.endswith("lora_dropout.default")]
+        assert lora and all(type(m) is kernels.Dropout and m.p == 0.1 for m in lora)
+    assert model.encoder.config._attn_implementation == before
+
+
+def test_kernels_are_left_alone_off_the_cpu():
+    model = _classifier()
+    with kernels.cpu_training_kernels(model, torch.device("cuda")):     # no GPU needed: nothing is run
+        assert not any(type(m) is kernels.Dropout for m in model.modules())
+        assert model.encoder.config._attn_implementation == "sdpa"
+
+
+def test_swapped_dropouts_keep_eval_mode():
+    model = _classifier().eval()
+    ids, mask = _batch()
+    with torch.no_grad():
+        reference = model(ids, mask)
+        with kernels.cpu_training_kernels(model, torch.device("cpu")):
+            assert not any(m.training for m in model.modules())
+        assert torch.equal(model(ids, mask), reference)
