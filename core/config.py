@@ -159,7 +159,7 @@ class RunConfig:
 
 
 # Bump when a change to the training or evaluation code makes old stored results incomparable.
-RESULT_VERSION = 2   # 2: CPU training kernels (core/kernels.py) draw dropout from another random stream
+RESULT_VERSION = 3   # 2: CPU training kernels (core/kernels.py); 3: their attention dropout scaled exactly
 
 # Fields that only some strategies use; the others are cleared by resolved().
 STRATEGY_FIELDS = {

@@ -12,10 +12,14 @@ and the before/after figures are in docs/PERFORMANCE.md):
 
 Both are used on the CPU only: on CUDA, SDPA's fused kernels and dropout are already fast.
 The semantics are unchanged: the same attention, the same dropout probability and scaling.
+
+A third CPU cost is the memory allocator's, see `keep_freed_memory()`.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import sys
 
 import torch
 from torch import nn
@@ -23,24 +27,30 @@ from torch import nn
 ATTENTION = "lab_cpu"
 
 
-def _keep_mask(shape, p: float, device) -> torch.Tensor:
-    """Bernoulli(1 - p) as a bool tensor, from 16 random bits per element."""
+def _random_int16(shape, device) -> torch.Tensor:
+    """Uniform over [-32768, 32767]: 64-bit random words, each cut into four 16-bit halves."""
     n = 1
     for s in shape:
         n *= s
     words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
-    bits = words.view(torch.int16)[:n].view(shape)      # uniform over [-32768, 32767]
-    return bits >= int(round(p * 65536)) - 32768
+    return words.view(torch.int16)[:n].view(shape)
+
+
+def _keep(bits: torch.Tensor, p: float) -> torch.Tensor:
+    """True with probability 1 - round(p * 65536) / 65536 for uniform 16-bit `bits`."""
+    return bits >= round(p * 65536) - 32768
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """torch's dropout, the same law: zero with probability p, else scale by 1/(1-p) (rounded to x's
+    dtype, as torch does too). p is resolved to 1/65536."""
     if not training or p == 0.0:
         return x
-    if p >= 1.0:
+    if round(p * 65536) >= 65536:
         return torch.zeros_like(x)
     # One multiply by a mask already scaled by 1/(1-p): autograd saves just that mask (x's dtype)
     # and the backward is one multiply too; cheaper than `where` or masked_fill plus a scale.
-    scaled_mask = _keep_mask(x.shape, p, x.device).to(x.dtype).mul_(1.0 / (1.0 - p))
+    scaled_mask = _keep(_random_int16(x.shape, x.device), p).to(x.dtype).mul_(1.0 / (1.0 - p))
     return x * scaled_mask
 
 
@@ -54,19 +64,28 @@ class Dropout(nn.Dropout):
 def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """Attention as transformers' eager form computes it, with the cheaper dropout.
 
-    query/key/value: (batch, heads, length, head_dim); returns (batch, length, heads, head_dim).
+    query/key/value: (batch, heads, length, head_dim); returns (batch, length, heads, head_dim)
+    and the attention probabilities (dropped, not rescaled).
     """
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
         scores = scores + attention_mask      # additive: 0 for tokens, a large negative for padding
-    # Cast before dropout, not after: autocast would cast the probabilities to value's dtype (bf16)
-    # for the matmul anyway, and dropout on the narrower tensor moves half the bytes.
+    # Cast before dropout: autocast casts the probabilities to value's dtype (bf16) for the matmul
+    # anyway, and a mask on the narrower tensor moves half the bytes. The 1/(1-p) goes on the
+    # (smaller) output instead, as a float: in bf16 it would round to 1.109 for p=0.1 and shrink
+    # every kept weight by 0.16 %, which eager attention on fp32 probabilities does not.
     probs = scores.softmax(dim=-1).to(value.dtype)
-    if module.training and dropout > 0.0:
-        probs = fast_dropout(probs, dropout)
+    drop = module.training and dropout > 0.0
+    if drop:
+        if round(dropout * 65536) >= 65536:
+            probs = torch.zeros_like(probs)
+        else:
+            probs = probs * _keep(_random_int16(probs.shape, probs.device), dropout).to(probs.dtype)
     out = torch.matmul(probs, value)
+    if drop and dropout < 1.0:
+        out = out * (1.0 / (1.0 - dropout))
     return out.transpose(1, 2).contiguous(), probs
 
 
@@ -82,24 +101,58 @@ def _register() -> None:
 @contextlib.contextmanager
 def cpu_training_kernels(model: nn.Module, device: torch.device):
     """While training on the CPU: the cheaper dropout (LoRA's included) and attention in `model`,
-    an EncoderClassifier. The attention goes back to what it was afterwards, so evaluation and
-    the general benchmark run the same kernel as the pre-trained reference they are compared to."""
+    an EncoderClassifier. Both go back afterwards, also when the run stops or fails, so the final
+    evaluation and the general benchmark run the same kernels as the pre-trained reference they are
+    compared to. (The per-epoch validation inside the block runs this attention, in eval mode.)"""
     if device.type != "cpu":
         yield model
         return
     _register()
+    swapped = []
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
                 setattr(parent, name, Dropout(child.p, child.inplace).train(child.training))
+                swapped.append((parent, name, child))
     encoder = model.encoder
     before = encoder.config._attn_implementation
-    try:
-        encoder.set_attn_implementation(ATTENTION)
-    except (ValueError, AttributeError, NotImplementedError):
-        before = None      # an encoder that cannot take it keeps its own attention
+    # An encoder whose attention does not go through transformers' interface keeps its own
+    # (transformers then logs a warning and leaves the setting as it was).
+    encoder.set_attn_implementation(ATTENTION)
     try:
         yield model
     finally:
-        if before is not None:
-            encoder.set_attn_implementation(before)
+        encoder.set_attn_implementation(before)
+        for parent, name, original in swapped:
+            original.train(getattr(parent, name).training)
+            setattr(parent, name, original)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt() parameters (malloc.h)
+_allocator_tuned = False
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed blocks of up to 32 MB for reuse instead of returning them to the OS.
+
+    By default glibc serves large blocks with mmap and unmaps them on free (its threshold adapts,
+    and trimming returns the top of the heap too), so every training step page-faults its fresh
+    activations and gradients in again: measured, 290 -> 260 ms per full fine-tuning step on this
+    CPU (docs/PERFORMANCE.md). 32 MB is the highest threshold glibc accepts; larger blocks (the
+    word-embedding gradient, 47 MB) still go to mmap. Process-wide, so it is called from the
+    process that trains (the CLI, the app's worker), never the app's server. Linux/glibc only;
+    elsewhere a no-op. Returns whether the setting took.
+    """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    except (OSError, AttributeError):      # not glibc (musl, ...): leave the allocator alone
+        return False
+    _allocator_tuned = ok
+    return ok
+

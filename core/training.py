@@ -23,7 +23,7 @@ from .benchmark import GeneralBenchmark
 from .config import ConfigError, RunConfig
 from .data import DataError, eval_subset, load_task, sample_train
 from .features import FeatureCache, collate, corpus_identity, length_grouped_batches, padding_fraction, tokenize
-from .kernels import cpu_training_kernels
+from .kernels import cpu_training_kernels, keep_freed_memory
 from .models import (EncoderClassifier, ModelError, autocast, autocast_dtype, count_params, eval_batch_size,
                      fresh_encoder, load_base, model_identity, num_layers, pick_device)
 from .strategies import get_strategy
@@ -267,6 +267,8 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     if cfg.freeze_layers and cfg.freeze_layers > n_layers:
         raise ConfigError(f"this model has {n_layers} layers; cannot freeze {cfg.freeze_layers}")
     base.to(device)   # the cached base model lives on the CPU between runs
+    if device.type == "cpu":
+        keep_freed_memory()
     torch.manual_seed(cfg.seed)
     pad_id = tokenizer.pad_token_id
     benchmark = GeneralBenchmark(model_id, tokenizer, device, dtype, cfg.general_size)

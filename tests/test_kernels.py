@@ -37,13 +37,47 @@ def test_dropout_backward_uses_the_forward_mask():
     assert torch.allclose(x.grad[kept], torch.full_like(x.grad[kept], 1 / 0.75))
 
 
-def test_dropout_is_seeded_by_torch():
+def test_dropout_is_seeded_by_torch_and_draws_anew_each_call():
     x = torch.ones(256, 256)
     torch.manual_seed(7)
     a = kernels.fast_dropout(x, 0.1)
-    torch.manual_seed(7)
     b = kernels.fast_dropout(x, 0.1)
-    assert torch.equal(a, b)
+    torch.manual_seed(7)
+    assert torch.equal(kernels.fast_dropout(x, 0.1), a)
+    assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5, 0.9])
+def test_keep_threshold_drops_exactly_round_p_65536_of_all_16_bit_values(p):
+    every_value = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16)
+    assert int((~kernels._keep(every_value, p)).sum()) == round(p * 65536)
+
+
+def test_dropout_on_odd_sizes_non_contiguous_and_bf16():
+    torch.manual_seed(3)
+    x = torch.ones(999, 1001, dtype=torch.bfloat16).t()          # 999*1001 is odd; .t() is not contiguous
+    y = kernels.fast_dropout(x, 0.2)
+    assert y.shape == x.shape and y.dtype == torch.bfloat16
+    assert abs((y == 0).float().mean().item() - 0.2) < 0.003
+
+
+def test_attention_dropout_keeps_the_exact_scale_in_bf16():
+    """Kept weights are scaled by exactly 1/(1-p) (not by its bf16 rounding, 0.16 % short at p=0.1)."""
+    class Training(nn.Module):
+        training = True
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 40, 8) for _ in range(3))
+    torch.manual_seed(11)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = kernels.attention(Training(), q, k, v, None, dropout=0.1)
+    torch.manual_seed(11)
+    keep = kernels._keep(kernels._random_int16((2, 3, 40, 40), "cpu"), 0.1)
+    probs = torch.softmax((q @ k.transpose(2, 3)) * 8 ** -0.5, -1)
+    expected = ((probs * keep) @ v / 0.9).transpose(1, 2)
+    assert 0.05 < (~keep).float().mean().item() < 0.15
+    assert torch.allclose(out.float(), expected, atol=0.03)
+    assert abs(out.float().mean().item() - expected.mean().item()) < 2e-3
 
 
 def _classifier():
@@ -56,6 +90,16 @@ def _batch():
     enc = tokenizer(["oil prices rose sharply in march after the opec meeting", "a short one", "profit up"],
                     padding=True, return_tensors="pt")
     return enc["input_ids"], enc["attention_mask"]
+
+
+def test_attention_dropout_is_active_only_in_training():
+    model = _classifier()
+    ids, mask = _batch()
+    with torch.no_grad(), kernels.cpu_training_kernels(model, torch.device("cpu")):
+        model.eval()
+        assert torch.equal(model(ids, mask), model(ids, mask))
+        model.train()
+        assert not torch.equal(model(ids, mask), model(ids, mask))
 
 
 def test_cpu_attention_matches_transformers_sdpa_with_padding():
@@ -95,12 +139,17 @@ def test_kernels_swap_every_dropout_and_restore_the_attention():
     before = model.encoder.config._attn_implementation
     n_dropout = sum(type(m) is nn.Dropout for m in model.modules())
     assert n_dropout > 0
-    with kernels.cpu_training_kernels(model, torch.device("cpu")):
-        assert sum(type(m) is nn.Dropout for m in model.modules()) == 0
-        assert sum(type(m) is kernels.Dropout for m in model.modules()) == n_dropout
-        lora = [m for name, m in model.named_modules() if name.endswith("lora_dropout.default")]
-        assert lora and all(type(m) is kernels.Dropout and m.p == 0.1 for m in lora)
+    with pytest.raises(RuntimeError, match="stopped"):
+        with kernels.cpu_training_kernels(model, torch.device("cpu")):
+            assert sum(type(m) is nn.Dropout for m in model.modules()) == 0
+            assert sum(type(m) is kernels.Dropout for m in model.modules()) == n_dropout
+            lora = [m for name, m in model.named_modules() if name.endswith("lora_dropout.default")]
+            assert lora and all(type(m) is kernels.Dropout and m.p == 0.1 for m in lora)
+            assert model.encoder.config._attn_implementation == kernels.ATTENTION
+            raise RuntimeError("stopped")          # a Stop or a failure inside the training loop
     assert model.encoder.config._attn_implementation == before
+    assert sum(type(m) is nn.Dropout for m in model.modules()) == n_dropout
+    assert not any(type(m) is kernels.Dropout for m in model.modules())
 
 
 def test_kernels_are_left_alone_off_the_cpu():
