@@ -139,7 +139,8 @@ def keep_freed_memory() -> bool:
     and trimming returns the top of the heap too), so every training step page-faults its fresh
     activations and gradients in again: measured, 290 -> 260 ms per full fine-tuning step on this
     CPU (docs/PERFORMANCE.md). 32 MB is the highest threshold glibc accepts; larger blocks (the
-    word-embedding gradient, 47 MB) still go to mmap. Process-wide, so it is called from the
+    word-embedding gradient, 47 MB) still go to mmap; up to 512 MB free at the top of the heap (a
+    step's activations) stay mapped. Process-wide, so it is called from the
     process that trains (the CLI, the app's worker), never the app's server. Linux/glibc only;
     elsewhere a no-op. Returns whether the setting took.
     """
@@ -150,7 +151,7 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 512 << 20))
     except (OSError, AttributeError):      # not glibc (musl, ...): leave the allocator alone
         return False
     _allocator_tuned = ok
