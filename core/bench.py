@@ -1157,8 +1157,7 @@ def render(ctx: dict) -> str:
             w(f"| {r['label']} | {r['ms_per_step']:.0f} | {_f(k and k['ms_per_step'], '.0f')} | "
               f"{base_ms / r['ms_per_step']:.2f}x / {_f(k and base_ms / k['ms_per_step'], '.2f')}x |")
         w("")
-        w("The lab now runs the third row's last column. Why: at ~80 tokens per text, torch's fused CPU attention spent more time in its backward than all the "
-          "block's matmuls' backward together (36 % of a step in the profile that found it); the plain "
+        w("The lab now runs the third row's last column. Why: at ~80 tokens per text, torch's fused CPU attention is slow in its backward; the plain "
           "matmul-softmax-matmul form is cheaper at these lengths. torch's dropout draws one Mersenne-Twister "
           "number per element with `bernoulli_`; the lab's draws 64 bits at a time and uses 16 per element, the "
           "same Bernoulli mask (p to 1/65,536) at less than half the cost. The last row is what dropout still costs. "

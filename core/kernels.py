@@ -1,14 +1,12 @@
 """Faster CPU kernels for the two things a small encoder spends its training step on besides matmuls.
 
-Measured on the 2-core CPU this lab targets (all-MiniLM-L6-v2, ~80 tokens, batch 16; the profile
-and the before/after figures are in docs/PERFORMANCE.md):
-  - torch's fused attention for CPU (`_scaled_dot_product_flash_attention_for_cpu`) took 36 % of a
-    full fine-tuning step in its backward alone; at these lengths the plain matmul-softmax-matmul
-    form is several times cheaper, forward and backward.
-  - dropout's `bernoulli_` draws one Mersenne-Twister number per element: ~2.6 ms for one
-    (16, 81, 384) activation, and BERT applies it 19 times per forward pass. Drawing 64 random
-    bits at a time and using 16 of them per element gives the same Bernoulli(1 - p) mask
-    (p resolved to 1/65536) in under half the time.
+On the 2-core CPU this lab targets (all-MiniLM-L6-v2, ~80 tokens, batch 16; the before/after
+figures are measured by `python -m core bench`, "What the CPU kernels buy" in docs/PERFORMANCE.md):
+  - torch's fused attention for CPU (`_scaled_dot_product_flash_attention_for_cpu`) is slow in
+    its backward at these lengths; the plain matmul-softmax-matmul form is cheaper.
+  - dropout's `bernoulli_` draws one Mersenne-Twister number per element, and BERT applies it
+    19 times per forward pass. Drawing 64 random bits at a time and using 16 of them per element
+    gives the same Bernoulli(1 - p) mask (p resolved to 1/65536) for less.
 
 Both are used on the CPU only: on CUDA, SDPA's fused kernels and dropout are already fast.
 The semantics are unchanged: the same attention, the same dropout probability and scaling.
@@ -19,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
 
 import torch
@@ -41,17 +40,21 @@ def _keep(bits: torch.Tensor, p: float) -> torch.Tensor:
     return bits >= round(p * 65536) - 32768
 
 
+def _mask(like: torch.Tensor, p: float, scale: float) -> torch.Tensor:
+    """Shaped and typed like `like`: 0 with probability p, else `scale`."""
+    if round(p * 65536) >= 65536:
+        return torch.zeros_like(like)
+    return _keep(_random_int16(like.shape, like.device), p).to(like.dtype).mul_(scale)
+
+
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """torch's dropout, the same law: zero with probability p, else scale by 1/(1-p) (rounded to x's
     dtype, as torch does too). p is resolved to 1/65536."""
     if not training or p == 0.0:
         return x
-    if round(p * 65536) >= 65536:
-        return torch.zeros_like(x)
     # One multiply by a mask already scaled by 1/(1-p): autograd saves just that mask (x's dtype)
     # and the backward is one multiply too; cheaper than `where` or masked_fill plus a scale.
-    scaled_mask = _keep(_random_int16(x.shape, x.device), p).to(x.dtype).mul_(1.0 / (1.0 - p))
-    return x * scaled_mask
+    return x * _mask(x, p, 1.0 / (1.0 - p) if p < 1.0 else 0.0)
 
 
 class Dropout(nn.Dropout):
@@ -79,10 +82,7 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     probs = scores.softmax(dim=-1).to(value.dtype)
     drop = module.training and dropout > 0.0
     if drop:
-        if round(dropout * 65536) >= 65536:
-            probs = torch.zeros_like(probs)
-        else:
-            probs = probs * _keep(_random_int16(probs.shape, probs.device), dropout).to(probs.dtype)
+        probs = probs * _mask(probs, dropout, 1.0)
     out = torch.matmul(probs, value)
     if drop and dropout < 1.0:
         out = out * (1.0 / (1.0 - dropout))
@@ -129,24 +129,21 @@ def cpu_training_kernels(model: nn.Module, device: torch.device):
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt() parameters (malloc.h)
-_allocator_tuned = False
 
 
+@functools.cache     # once per process is enough
 def keep_freed_memory() -> bool:
     """Let glibc keep freed blocks of up to 32 MB for reuse instead of returning them to the OS.
 
     By default glibc serves large blocks with mmap and unmaps them on free (its threshold adapts,
     and trimming returns the top of the heap too), so every training step page-faults its fresh
-    activations and gradients in again: measured, 290 -> 260 ms per full fine-tuning step on this
-    CPU (docs/PERFORMANCE.md). 32 MB is the highest threshold glibc accepts; larger blocks (the
+    activations and gradients in again (before/after: docs/PERFORMANCE.md, "What the CPU kernels
+    buy"). 32 MB is the highest threshold glibc accepts; larger blocks (the
     word-embedding gradient, 47 MB) still go to mmap; up to 512 MB free at the top of the heap (a
     step's activations) stay mapped. Process-wide, so it is called from the
     process that trains (the CLI, the app's worker), never the app's server. Linux/glibc only;
     elsewhere a no-op. Returns whether the setting took.
     """
-    global _allocator_tuned
-    if _allocator_tuned:
-        return True
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -154,6 +151,5 @@ def keep_freed_memory() -> bool:
         ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 512 << 20))
     except (OSError, AttributeError):      # not glibc (musl, ...): leave the allocator alone
         return False
-    _allocator_tuned = ok
     return ok
 
