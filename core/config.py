@@ -159,7 +159,8 @@ class RunConfig:
 
 
 # Bump when a change to the training or evaluation code makes old stored results incomparable.
-RESULT_VERSION = 3   # 2: CPU training kernels (core/kernels.py); 3: their attention dropout scaled exactly
+RESULT_VERSION = 4   # 2: CPU training kernels (core/kernels.py); 3: their attention dropout scaled exactly;
+                     # 4: SFC64 dropout masks, bf16 attention scores, the in-domain predictions on the CPU kernels
 
 # Fields that only some strategies use; the others are cleared by resolved().
 STRATEGY_FIELDS = {

@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import math
 import sys
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,12 +29,14 @@ ATTENTION = "lab_cpu"
 
 
 def _random_int16(shape, device) -> torch.Tensor:
-    """Uniform over [-32768, 32767]: 64-bit random words, each cut into four 16-bit halves."""
-    n = 1
-    for s in shape:
-        n *= s
-    words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
-    return words.view(torch.int16)[:n].view(shape)
+    """Uniform over [-32768, 32767]: 64-bit words from numpy's SFC64 generator, each cut into four
+    16-bit draws. SFC64 makes them about twice as fast as torch's Mersenne Twister (`randint`), and
+    is seeded on every call from torch's default generator, so `torch.manual_seed` still fixes
+    every mask."""
+    n = math.prod(shape)
+    seed = int(torch.randint(0, 2 ** 63 - 1, (), dtype=torch.int64))
+    words = np.random.SFC64(seed).random_raw((n + 3) // 4)
+    return torch.from_numpy(words.view(np.int16)[:n]).view(shape).to(device)
 
 
 def _keep(bits: torch.Tensor, p: float) -> torch.Tensor:
@@ -44,7 +48,10 @@ def _mask(like: torch.Tensor, p: float, scale: float) -> torch.Tensor:
     """Shaped and typed like `like`: 0 with probability p, else `scale`."""
     if round(p * 65536) >= 65536:
         return torch.zeros_like(like)
-    return _keep(_random_int16(like.shape, like.device), p).to(like.dtype).mul_(scale)
+    keep = _keep(_random_int16(like.shape, like.device), p)
+    # The same 0/1 bytes read as uint8: torch converts those to a float type several times faster
+    # than it converts a bool tensor.
+    return keep.view(torch.uint8).to(like.dtype).mul_(scale)
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -72,9 +79,14 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     """
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    # The (batch, heads, length, length) tensors are the largest of the step: scale and mask the
+    # scores in place, in the matmul's dtype (bf16 under autocast, with a mask of that dtype from
+    # `attention_mask_for`), so softmax reads and saves bf16 rather than a float32 copy. The scores
+    # are bf16 from the matmul already and the mask is 0 or the dtype's minimum, so the softmax
+    # input is the one eager builds; torch's CPU softmax computes in float internally either way.
+    scores = torch.matmul(query, key.transpose(2, 3)).mul_(scaling)
     if attention_mask is not None:
-        scores = scores + attention_mask      # additive: 0 for tokens, a large negative for padding
+        scores = scores.add_(attention_mask)   # additive: 0 for tokens, a large negative for padding
     # Cast before dropout: autocast casts the probabilities to value's dtype (bf16) for the matmul
     # anyway, and a mask on the narrower tensor moves half the bytes. The 1/(1-p) goes on the
     # (smaller) output instead, as a float: in bf16 it would round to 1.109 for p=0.1 and shrink
@@ -89,21 +101,31 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     return out.transpose(1, 2).contiguous(), probs
 
 
+def attention_mask_for(*args, dtype: torch.dtype = torch.float32, **kwargs) -> torch.Tensor:
+    """transformers' eager mask (0 to attend, the dtype's minimum not to), in the CPU autocast dtype
+    when autocast is on: the dtype the attention scores have."""
+    from transformers.masking_utils import eager_mask
+
+    if torch.is_autocast_enabled("cpu"):
+        dtype = torch.get_autocast_dtype("cpu")
+    return eager_mask(*args, dtype=dtype, **kwargs)
+
+
 def _register() -> None:
     from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
     AttentionInterface.register(ATTENTION, attention)
     if ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS:
-        AttentionMaskInterface.register(ATTENTION, eager_mask)   # the additive float mask eager uses
+        AttentionMaskInterface.register(ATTENTION, attention_mask_for)
 
 
 @contextlib.contextmanager
-def cpu_training_kernels(model: nn.Module, device: torch.device):
-    """While training on the CPU: the cheaper dropout (LoRA's included) and attention in `model`,
-    an EncoderClassifier. Both go back afterwards, also when the run stops or fails, so the final
-    evaluation and the general benchmark run the same kernels as the pre-trained reference they are
-    compared to. (The per-epoch validation inside the block runs this attention, in eval mode.)"""
+def cpu_kernels(model: nn.Module, device: torch.device):
+    """While training and evaluating on the CPU: the cheaper dropout (LoRA's included) and attention
+    in `model`, an EncoderClassifier. Both go back afterwards, also when the run stops or fails,
+    so the general benchmark runs the same kernels as the pre-trained reference it is compared to.
+    In eval mode the dropouts do nothing and the attention is eager's, bf16 scores included."""
     if device.type != "cpu":
         yield model
         return
@@ -128,28 +150,28 @@ def cpu_training_kernels(model: nn.Module, device: torch.device):
             setattr(parent, name, original)
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt() parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4      # glibc's mallopt() parameters (malloc.h)
 
 
 @functools.cache     # once per process is enough
 def keep_freed_memory() -> bool:
-    """Let glibc keep freed blocks of up to 32 MB for reuse instead of returning them to the OS.
+    """Let glibc keep freed memory for reuse instead of returning it to the OS at once.
 
-    By default glibc serves large blocks with mmap and unmaps them on free (its threshold adapts,
-    and trimming returns the top of the heap too), so every training step page-faults its fresh
-    activations and gradients in again (before/after: docs/PERFORMANCE.md, "What the CPU kernels
-    buy"). 32 MB is the highest threshold glibc accepts; larger blocks (the
-    word-embedding gradient, 47 MB) still go to mmap; up to 512 MB free at the top of the heap (a
-    step's activations) stay mapped. Process-wide, so it is called from the
-    process that trains (the CLI, the app's worker), never the app's server. Linux/glibc only;
-    elsewhere a no-op. Returns whether the setting took.
+    By default glibc serves every block above its mmap threshold (at most 32 MB) with its own mmap
+    and unmaps it on free, and trims the top of the heap, so every training step page-faults its
+    fresh activations and gradients in again; the word-embedding gradient alone (47 MB) is mapped,
+    faulted in and zeroed on every step (before/after: docs/PERFORMANCE.md, "What the CPU kernels
+    buy"). With mmap off (glibc falls back to it only when the heap cannot grow) every block
+    comes from the heap, and up to 512 MB free at its top (a step's activations) stay mapped.
+    Process-wide, so it is called from a process that trains (the CLI, the app's worker, which
+    exits after its one run), never the app's server. Linux/glibc only; elsewhere a no-op.
+    Returns whether the setting took.
     """
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 512 << 20))
+        ok = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 512 << 20))
     except (OSError, AttributeError):      # not glibc (musl, ...): leave the allocator alone
         return False
     return ok
-

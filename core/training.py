@@ -8,6 +8,7 @@ before every optimiser step and every evaluation batch, so a Stop lands within o
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import platform
@@ -23,7 +24,7 @@ from .benchmark import GeneralBenchmark
 from .config import ConfigError, RunConfig
 from .data import DataError, eval_subset, load_task, sample_train
 from .features import FeatureCache, collate, corpus_identity, length_grouped_batches, padding_fraction, tokenize
-from .kernels import cpu_training_kernels, keep_freed_memory
+from .kernels import cpu_kernels, keep_freed_memory
 from .models import (EncoderClassifier, ModelError, autocast, autocast_dtype, count_params, eval_batch_size,
                      fresh_encoder, load_base, model_identity, num_layers, pick_device)
 from .strategies import get_strategy
@@ -310,6 +311,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
 
     t = time.perf_counter()
     report("training", 0, steps, "starting", force=True)
+    kernels = contextlib.ExitStack()    # the CPU kernels, from training to the in-domain test predictions
     try:
         if strategy.trains_encoder:
             def epoch_batches(epoch):   # padded and moved to the device before the epoch's first step
@@ -328,9 +330,9 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
                 return _metrics(y_val, predict(model, tok_val, pad_id, device, dtype, should_stop=should_stop))[0]
 
             clip = [p for g in groups for p in g["params"]]
-            with cpu_training_kernels(model, device):
-                curves = _train_loop(cfg, step_fn, epoch_batches, steps, evaluate_val, report, should_stop,
-                                     optimizer, scheduler, clip)
+            kernels.enter_context(cpu_kernels(model, device))
+            curves = _train_loop(cfg, step_fn, epoch_batches, steps, evaluate_val, report, should_stop,
+                                 optimizer, scheduler, clip)
             train_pred = predict(model, tok_train, pad_id, device, dtype, should_stop=should_stop)
         else:
             # Frozen encoder: features once (cached on disk across runs), then a head on top.
@@ -380,6 +382,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
             test_pred = predict(model, tok_test, pad_id, device, dtype, should_stop=should_stop)
         else:
             test_pred = head_predict(f_test)
+        kernels.close()    # the general benchmark compares with a reference computed by transformers' kernels
         acc, f1 = _metrics(y_test, test_pred)
         train_acc = _metrics(y_train, train_pred)[0]
         timings["evaluating"] = time.perf_counter() - t
@@ -393,6 +396,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         raise RunError(f"out of memory on {device.type} at batch size {batch_size} and max length "
                        f"{cfg.max_length}: lower one of them and run again") from None
     finally:
+        kernels.close()
         del optimizer
         model.to("cpu")
         base.to("cpu")

@@ -53,6 +53,19 @@ def test_keep_threshold_drops_exactly_round_p_65536_of_all_16_bit_values(p):
     assert int((~kernels._keep(every_value, p)).sum()) == round(p * 65536)
 
 
+def test_random_bits_are_uniform_over_all_16_bit_values():
+    torch.manual_seed(5)
+    bits = kernels._random_int16((512, 1024), "cpu")
+    assert bits.dtype == torch.int16 and bits.shape == (512, 1024)
+    counts = torch.bincount(bits.flatten().to(torch.int32) + 32768, minlength=65536).float()
+    # 2^19 draws over 2^16 values: 8 expected per value; the chi-square statistic has 65535 degrees
+    # of freedom (mean 65535, sd 362), so 6 sd either side is a fair generator.
+    chi2 = ((counts - 8) ** 2 / 8).sum().item()
+    assert abs(chi2 - 65535) < 6 * 362
+    high_byte = (bits.flatten().to(torch.int32) >> 8) & 255
+    assert abs(high_byte.float().mean().item() - 127.5) < 0.5
+
+
 def test_dropout_on_odd_sizes_non_contiguous_and_bf16():
     torch.manual_seed(3)
     x = torch.ones(999, 1001, dtype=torch.bfloat16).t()          # 999*1001 is odd; .t() is not contiguous
@@ -95,7 +108,7 @@ def _batch():
 def test_attention_dropout_is_active_only_in_training():
     model = _classifier()
     ids, mask = _batch()
-    with torch.no_grad(), kernels.cpu_training_kernels(model, torch.device("cpu")):
+    with torch.no_grad(), kernels.cpu_kernels(model, torch.device("cpu")):
         model.eval()
         assert torch.equal(model(ids, mask), model(ids, mask))
         model.train()
@@ -107,10 +120,40 @@ def test_cpu_attention_matches_transformers_sdpa_with_padding():
     ids, mask = _batch()
     with torch.no_grad():
         reference = model(ids, mask)
-        with kernels.cpu_training_kernels(model, torch.device("cpu")):
+        with kernels.cpu_kernels(model, torch.device("cpu")):
             assert model.encoder.config._attn_implementation == kernels.ATTENTION
             ours = model(ids, mask)
     assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_cpu_attention_under_bf16_autocast_agrees_with_sdpa():
+    model = _classifier().eval()
+    ids, mask = _batch()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = model(ids, mask).float()
+        with kernels.cpu_kernels(model, torch.device("cpu")):
+            ours = model(ids, mask).float()
+    assert torch.allclose(ours, reference, atol=2e-2)       # bf16 rounding of the scores, nothing more
+    assert torch.equal(ours.argmax(-1), reference.argmax(-1))
+
+
+def test_attention_mask_takes_the_autocast_dtype_and_padding_gets_no_weight():
+    from transformers.masking_utils import bidirectional_mask_function
+
+    padding = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    kw = dict(batch_size=2, q_length=5, kv_length=5, mask_function=bidirectional_mask_function,
+              attention_mask=padding)
+    assert kernels.attention_mask_for(**kw).dtype == torch.float32
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 5, 8, dtype=torch.bfloat16) for _ in range(3))   # as the projections give them
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mask = kernels.attention_mask_for(**kw)
+        assert mask.dtype == torch.bfloat16
+        _, probs = kernels.attention(nn.Module().eval(), q, k, v, mask)
+    assert probs.dtype == torch.bfloat16
+    assert torch.equal(probs[0, :, :, 3:], torch.zeros_like(probs[0, :, :, 3:]))   # padded keys: exactly 0
+    assert torch.isfinite(probs).all()
+    assert torch.allclose(probs.float().sum(-1), torch.ones(2, 4, 5), atol=2e-2)
 
 
 def test_training_gradients_match_without_dropout():
@@ -123,7 +166,7 @@ def test_training_gradients_match_without_dropout():
     grads = []
     for model, use in ((a, False), (b, True)):
         model.train()
-        ctx = kernels.cpu_training_kernels(model, torch.device("cpu")) if use else torch.enable_grad()
+        ctx = kernels.cpu_kernels(model, torch.device("cpu")) if use else torch.enable_grad()
         with ctx:
             model(ids, mask).logsumexp(-1).sum().backward()
         grads.append(model.encoder.encoder.layer[0].attention.self.query.weight.grad)
@@ -140,7 +183,7 @@ def test_kernels_swap_every_dropout_and_restore_the_attention():
     n_dropout = sum(type(m) is nn.Dropout for m in model.modules())
     assert n_dropout > 0
     with pytest.raises(RuntimeError, match="stopped"):
-        with kernels.cpu_training_kernels(model, torch.device("cpu")):
+        with kernels.cpu_kernels(model, torch.device("cpu")):
             assert sum(type(m) is nn.Dropout for m in model.modules()) == 0
             assert sum(type(m) is kernels.Dropout for m in model.modules()) == n_dropout
             lora = [m for name, m in model.named_modules() if name.endswith("lora_dropout.default")]
@@ -154,7 +197,7 @@ def test_kernels_swap_every_dropout_and_restore_the_attention():
 
 def test_kernels_are_left_alone_off_the_cpu():
     model = _classifier()
-    with kernels.cpu_training_kernels(model, torch.device("cuda")):     # no GPU needed: nothing is run
+    with kernels.cpu_kernels(model, torch.device("cuda")):     # no GPU needed: nothing is run
         assert not any(type(m) is kernels.Dropout for m in model.modules())
         assert model.encoder.config._attn_implementation == "sdpa"
 
@@ -164,6 +207,6 @@ def test_swapped_dropouts_keep_eval_mode():
     ids, mask = _batch()
     with torch.no_grad():
         reference = model(ids, mask)
-        with kernels.cpu_training_kernels(model, torch.device("cpu")):
+        with kernels.cpu_kernels(model, torch.device("cpu")):
             assert not any(m.training for m in model.modules())
         assert torch.equal(model(ids, mask), reference)

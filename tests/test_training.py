@@ -242,3 +242,26 @@ def test_no_warning_when_the_test_set_itself_has_one_label(tmp_path):
 def test_no_warning_for_a_model_that_predicts_several_classes(fe_run):
     r = fe_run[1]
     assert r.predicted_classes > 1 and r.warnings == []
+
+
+def test_cpu_kernels_serve_the_in_domain_predictions_but_not_the_general_benchmark(small_csv, monkeypatch):
+    """The lab's CPU attention runs training and the in-domain predictions; the general benchmark
+    compares with a pre-trained reference computed by transformers' SDPA, so it gets SDPA too."""
+    from core import benchmark, kernels
+
+    seen = []
+    predict, score = training.predict, benchmark.GeneralBenchmark.score
+
+    def spy_predict(model, *a, **kw):
+        seen.append(("predict", model.encoder.config._attn_implementation))
+        return predict(model, *a, **kw)
+
+    def spy_score(self, encoder, *a, **kw):
+        seen.append(("general", encoder.config._attn_implementation))
+        return score(self, encoder, *a, **kw)
+
+    monkeypatch.setattr(training, "predict", spy_predict)
+    monkeypatch.setattr(benchmark.GeneralBenchmark, "score", spy_score)
+    run(csv_config(small_csv, strategy="full", epochs=1, device="cpu"))
+    assert [s for s in seen if s[0] == "predict"] == [("predict", kernels.ATTENTION)] * 3   # val, train, test
+    assert seen[-1] == ("general", "sdpa")
