@@ -53,6 +53,20 @@ def test_keep_threshold_drops_exactly_round_p_65536_of_all_16_bit_values(p):
     assert int((~kernels._keep(every_value, p)).sum()) == round(p * 65536)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_softmax_equals_torchs_in_value_and_gradient(dtype):
+    torch.manual_seed(2)
+    x = (3 * torch.randn(2, 3, 17, 17)).to(dtype).requires_grad_()
+    g = torch.randn(2, 3, 17, 17).to(dtype)
+    ours = kernels._Softmax.apply(x)
+    (ours * g).sum().backward()
+    grad, x.grad = x.grad, None
+    theirs = x.softmax(-1)
+    (theirs * g).sum().backward()
+    assert ours.dtype == dtype and torch.equal(ours, theirs)
+    assert torch.allclose(grad.float(), x.grad.float(), atol=1e-6 if dtype == torch.float32 else 1e-2)
+
+
 def test_random_bits_are_uniform_over_all_16_bit_values():
     torch.manual_seed(5)
     bits = kernels._random_int16((512, 1024), "cpu")
