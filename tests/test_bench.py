@@ -107,3 +107,15 @@ def test_render_with_minimal_context(tmp_path):
     assert "No GPU was available" in text and "python -m core bench --quick" in text
     bench.plot_scaling(ctx["scaling"], ctx["evals"], tmp_path / "x.png")
     assert (tmp_path / "x.png").stat().st_size > 1000
+
+
+def test_a_missed_ratio_is_explained_with_the_matmul_floor():
+    """The 'why' of a missed project/Trainer goal gives the time the counted matmul work needs at the
+    measured peak, and what a ratio of 0.5 would leave for everything else."""
+    row = {"flops_train": 9.0e12, "flops_eval": 3.0e12}
+    summary = {"full": {"project": {"train_eval_s": 30.0, "train_pad": 0.02, "eval_pad": 0.01, "flops_s": 3e11},
+                        "trainer": {"train_eval_s": 40.0, "train_pad": 0.08, "eval_pad": 0.05, "flops_s": 2e11}}}
+    ctx = {"runs": {"full": {"project": [row]}}, "peaks": {"peak": {"bf16": 1000.0}}, "summary": summary}
+    text = bench.why_missed(bench.LABEL["full"] + ": project/Trainer, training+evaluation wall", ctx)
+    assert "12.0 TFLOP) takes 12.0 s of its 30.0 s" in text
+    assert "a ratio of 0.5 (20.0 s) would leave 8.0 s" in text and "which takes 18.0 s now" in text
