@@ -12,7 +12,7 @@ st.title("🎓 Learn")
 ui.sync_query()
 st.write("Each idea below comes with a small experiment. The button queues its runs on the in-domain task "
          "you picked in the Lab and takes you there to watch. On this 2-core CPU a full fine-tuning run on 256 "
-         "examples takes 30-40 seconds (docs/RESULTS.md); feature extraction takes a second or two.")
+         "examples takes about 30 seconds (docs/RESULTS.md); feature extraction takes a second or two.")
 
 task = ui.lab_config().task
 LESSONS = [
