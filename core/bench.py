@@ -923,7 +923,9 @@ def _floor(strategy: str, ctx: dict) -> str:
     """How much of the lab's training+evaluation time its counted matmul work needs at the measured
     peak, and what a ratio of 0.5 would leave for everything else."""
     run = ctx["runs"][strategy]["project"][0]
-    peak = ctx["peaks"]["peak"]["bf16"] * 1e9
+    peak = (ctx["peaks"]["peak"].get("bf16") or math.nan) * 1e9
+    if not math.isfinite(peak) or not run.get("flops_train"):
+        return ""
     p, t = ctx["summary"][strategy]["project"], ctx["summary"][strategy]["trainer"]
     work = run["flops_train"] + run["flops_eval"]
     floor, budget = work / peak, 0.5 * t["train_eval_s"]

@@ -72,14 +72,15 @@ class Dropout(nn.Dropout):
 
 
 class _Softmax(torch.autograd.Function):
-    """Softmax over the last dimension, returned in the input's dtype and computed in float32: torch's
-    CPU softmax is about twice as fast on float32 as on bf16, even counting the casts. The backward
-    runs on the saved output in the input's dtype, where torch's kernel is fast. The result is
-    the same as `scores.softmax(-1)`, which also computes a bf16 softmax in float internally."""
+    """Softmax over the last dimension, computed in float32 (or wider) and returned in the input's
+    dtype: torch's CPU softmax is about twice as fast on float32 as on bf16, even counting the casts.
+    The backward runs on the saved output in the input's dtype, where torch's kernel is fast. For
+    bf16 input the values are `scores.softmax(-1)`'s up to one bf16 unit in rare elements (torch's bf16
+    kernel rounds its float intermediate differently); the gradients are its backward's."""
 
     @staticmethod
     def forward(ctx, scores):
-        probs = torch.softmax(scores, -1, dtype=torch.float32).to(scores.dtype)
+        probs = torch.softmax(scores, -1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(scores.dtype)
         ctx.save_for_backward(probs)
         return probs
 
@@ -103,8 +104,10 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     # are bf16 from the matmul already and the mask is 0 or the dtype's minimum, so the softmax
     # input is the one eager builds; torch's CPU softmax computes in float internally either way.
     scores = torch.matmul(query, key.transpose(2, 3)).mul_(scaling)
-    if attention_mask is not None:
-        scores = scores.add_(attention_mask)   # additive: 0 for tokens, a large negative for padding
+    if attention_mask is not None:       # additive: 0 for tokens, the dtype's minimum for padding
+        # In place only in the scores' own dtype: a float32 minimum added into bf16 would round to
+        # -inf and turn a row with nothing to attend to into NaN.
+        scores = scores.add_(attention_mask) if attention_mask.dtype == scores.dtype else scores + attention_mask
     # Cast before dropout: autocast casts the probabilities to value's dtype (bf16) for the matmul
     # anyway, and a mask on the narrower tensor moves half the bytes. The 1/(1-p) goes on the
     # (smaller) output instead, as a float: in bf16 it would round to 1.109 for p=0.1 and shrink
@@ -181,8 +184,10 @@ def keep_freed_memory() -> bool:
     faulted in and zeroed on every step (before/after: docs/PERFORMANCE.md, "What the CPU kernels
     buy"). With mmap off (glibc falls back to it only when the heap cannot grow) every block
     comes from the heap, and up to 512 MB free at its top (a step's activations) stay mapped.
-    Process-wide, so it is called from a process that trains (the CLI, the app's worker, which
-    exits after its one run), never the app's server. Linux/glibc only; elsewhere a no-op.
+    Process-wide and for the rest of the process: memory freed below the heap top stays resident
+    until the process exits. So it is called from a process that trains (the CLI, whose sweeps run
+    one configuration after another at the same peak; the app's worker, which exits after its one
+    run), never the app's server. Linux/glibc only; elsewhere a no-op.
     Returns whether the setting took.
     """
     if not sys.platform.startswith("linux"):
