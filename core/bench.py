@@ -331,7 +331,7 @@ def trainer_baseline(cfg, data: _Data, params: int, workdir: str | os.PathLike |
 
     from .models import EncoderClassifier, autocast_dtype, eval_batch_size, fresh_encoder, pick_device
     from .strategies.base import decay_groups, freeze
-    from .training import _schedule
+    from .training import _optimizer, _schedule
 
     hf_logging.set_verbosity_error()
     device = pick_device(cfg.device)
@@ -373,8 +373,7 @@ def trainer_baseline(cfg, data: _Data, params: int, workdir: str | os.PathLike |
         raise ValueError(f"no Trainer baseline for {cfg.strategy!r}")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     model.to(device)
-    # fused, as Trainer's own default optimiser (optim="adamw_torch_fused") would be
-    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, fused=device.type in ("cuda", "cpu") or None)
+    optimizer = _optimizer(groups, device)   # the lab's fused AdamW, as Trainer's default (adamw_torch_fused)
     steps = math.ceil(len(train_ds) / cfg.batch_size) * cfg.epochs
     scheduler = _schedule(optimizer, steps, cfg.warmup)
 
@@ -581,9 +580,8 @@ def kernel_ab(device: str = "auto", steps: int = 40, size: int = 512, keep_memor
     from torch import nn
 
     from .features import collate, length_grouped_batches
-    from .kernels import cpu_kernels
+    from .kernels import cpu_kernels, keep_freed_memory
     from .models import EncoderClassifier, autocast, autocast_dtype, fresh_encoder, pick_device
-    from .kernels import keep_freed_memory
     from .strategies import get_strategy
 
     dev = pick_device(device)

@@ -1,15 +1,17 @@
-"""Faster CPU kernels for the two things a small encoder spends its training step on besides matmuls.
+"""Faster CPU kernels for what a small encoder spends its step on besides matmuls.
 
 On the 2-core CPU this lab targets (all-MiniLM-L6-v2, ~80 tokens, batch 16; the before/after
 figures are measured by `python -m core bench`, "What the CPU kernels buy" in docs/PERFORMANCE.md):
   - torch's fused attention for CPU (`_scaled_dot_product_flash_attention_for_cpu`) is slow in
-    its backward at these lengths; the plain matmul-softmax-matmul form is cheaper.
+    its backward at these lengths; the plain matmul-softmax-matmul form is cheaper, all the more
+    with bf16 scores and a softmax computed in float32 (torch's bf16 CPU softmax is slow).
   - dropout's `bernoulli_` draws one Mersenne-Twister number per element, and BERT applies it
-    19 times per forward pass. Drawing 64 random bits at a time and using 16 of them per element
-    gives the same Bernoulli(1 - p) mask (p resolved to 1/65536) for less.
+    19 times per forward pass. 64-bit words from numpy's SFC64, 16 bits per element, give the
+    same Bernoulli(1 - p) mask (p resolved to 1/65536) for less.
 
 Both are used on the CPU only: on CUDA, SDPA's fused kernels and dropout are already fast.
-The semantics are unchanged: the same attention, the same dropout probability and scaling.
+The semantics are unchanged: the same attention (up to one bf16 unit in rare softmax values),
+the same dropout probability and scaling.
 
 A third CPU cost is the memory allocator's, see `keep_freed_memory()`.
 """
