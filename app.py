@@ -3,18 +3,18 @@ import streamlit as st
 
 from pages import ui
 
-st.set_page_config(page_title="Fine-tuning lab", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="Fine-tuning lab", page_icon=":material/science:", layout="wide")
 ui.init_session()          # the link's configuration, on this session's first run
 ui.job_manager()           # start the shared worker now, so it is warm before the first Run
 ui.session_owner()         # registers this session, so its jobs are released when it ends
 
 with st.sidebar:
     st.toggle("Presenter mode", key="presenter", help="Hide the advanced controls and enlarge the type for a talk.")
-ui.apply_presenter_style()
+ui.apply_style()
 
 page = st.navigation([
-    st.Page("pages/lab.py", title="Lab", icon="🧪", default=True),
-    st.Page("pages/compare.py", title="Compare", icon="📊"),
-    st.Page("pages/learn.py", title="Learn", icon="🎓"),
+    st.Page("pages/lab.py", title="Lab", icon=":material/science:", default=True),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ])
 page.run()

@@ -141,6 +141,14 @@ class GeneralBenchmark:
         spec += "|" + "|".join(corpus_identity(ps.texts) for ps in self.sets)
         return cache_dir() / "probes" / f"{hashlib.sha256(spec.encode()).hexdigest()[:20]}.pkl"
 
+    def has_reference(self) -> bool:
+        """True when the pre-trained probes are on disk (every run after the first on this machine)."""
+        return self._probe_path().exists()
+
+    def sentences(self) -> int:
+        """General sentences one encoder pass covers: each task's probe-train and probe-test sets."""
+        return int(sum(len(ps.texts) for ps in self.sets))
+
     def reference(self, base_encoder, should_stop=None) -> tuple[dict, GeneralScore]:
         """(probes, the pre-trained encoder's score), fitted once and kept on disk."""
         path = self._probe_path()

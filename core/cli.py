@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from .store import RunStore
-    from .training import RunError, RunStopped
+    from .errors import RunError, RunStopped
 
     args = build_parser().parse_args(argv)
     try:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
-class ConfigError(ValueError):
-    """A value in a RunConfig that cannot be run; the message says which and why."""
+from .errors import ConfigError  # noqa: F401  (re-exported: core.config.ConfigError)
 
 
 def lab_home() -> Path:

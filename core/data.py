@@ -20,8 +20,7 @@ from typing import Callable
 import numpy as np
 
 
-class DataError(ValueError):
-    """A task that cannot be loaded or a sample that cannot be drawn; the message is for the user."""
+from .errors import DataError  # noqa: F401  (re-exported)
 
 
 SPLIT_SEED = 1234        # fixed: the test and validation sets never change with the run's seed

@@ -83,7 +83,7 @@ def encode(encoder, token_ids: list[np.ndarray], pad_id: int, device: torch.devi
         with only_bottom_layers(encoder, layer):
             for idx in length_grouped_batches(lengths, batch_size, None):
                 if should_stop is not None and should_stop():
-                    from .training import RunStopped
+                    from .errors import RunStopped
                     raise RunStopped()
                 ids, mask = collate(token_ids, idx, pad_id, device)
                 with autocast(device, dtype):
@@ -118,6 +118,11 @@ class FeatureCache:
         except (OSError, ValueError, KeyError):
             pass   # missing or damaged: rebuild
         return None, np.zeros(self.n_rows, dtype=bool)
+
+    def missing(self, rows: np.ndarray) -> np.ndarray:
+        """The rows of `rows` whose features are not on disk yet."""
+        feats, done = self._read()
+        return np.unique(rows) if feats is None else rows[~done[rows]]
 
     def get(self, encoder, token_ids_for, pad_id: int, rows: np.ndarray, should_stop=None) -> np.ndarray:
         """Features for `rows`; token_ids_for(rows) gives token ids for rows not yet cached."""

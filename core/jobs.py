@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import multiprocessing as mp
+import os
 import sys
 import threading
 import types
@@ -30,6 +31,10 @@ from .config import RunConfig
 QUEUED, STARTING, RUNNING, DONE, FAILED, STOPPED = "queued", "starting", "running", "done", "failed", "stopped"
 FINISHED = (DONE, FAILED, STOPPED)
 KILL_AFTER_S = 1.0      # a stopped worker that has not ended by then is terminated: Stop ends a run in ~1 s
+# The worker's OpenMP threads sleep when they wait instead of spinning: on a 2-core machine the app's
+# server (and anything else running) shares the cores, and a spinning thread that waits for a
+# descheduled partner wastes its slice. Chosen by measurement (docs/PERFORMANCE.md, "Worker threading").
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @dataclass
@@ -46,6 +51,8 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     position: int = 0            # place in the queue: 0 = running or finished
+    estimate_s: float | None = None   # the whole run's expected wall time, when submitted
+    progress_at: float | None = None  # when the last progress came: time left counts down from there
 
     @property
     def finished(self) -> bool:
@@ -54,6 +61,7 @@ class Job:
 
 def _worker_main(conn, stop_event, store_path, model_name):
     """Worker process: load the model, wait for one job, run it, report, exit."""
+    os.environ.update(WORKER_ENV)            # before torch is imported: OpenMP reads it once
     try:
         from .models import load_base
         from .store import RunStore
@@ -150,15 +158,57 @@ class JobManager:
 
     # ------------------------------------------------------------------ public
 
-    def submit(self, config: RunConfig, owner: str = "") -> str:
+    def submit(self, config: RunConfig, owner: str = "", estimate_s: float | None = None) -> str:
+        """Queue a run; one the store already has is done at once, without the worker."""
         config.resolved()                     # a bad value fails here, in the caller, at once
+        stored = self._stored(config)
         with self.lock:
-            job = Job(id=f"job{next(self.ids)}", config=config, owner=owner)
+            job = Job(id=f"job{next(self.ids)}", config=config, owner=owner, estimate_s=estimate_s)
             self.jobs[job.id] = job
+            if stored is not None:
+                stored.cached = True
+                job.result, job.started_at = stored, time.time()
+                job.progress = {"stage": "general", "fraction": 1.0, "message": "answered from the run store"}
+                self._finish(job, DONE)
+                return job.id
             self.queue.append(job.id)
             self._renumber()
             self.lock.notify_all()
             return job.id
+
+    def _stored(self, config: RunConfig):
+        """The stored result of this configuration, if any (the same key as core.training.run's)."""
+        from .store import RunStore, stored_result
+
+        try:
+            return stored_result(RunStore(self.store_path) if self.store_path else RunStore(), config)
+        except Exception:                     # noqa: BLE001 - unknown task, model missing...: the run says why
+            return None
+
+    def wait_estimate(self, job_id: str) -> float | None:
+        """Seconds until a queued job starts: what is left of the running job plus the estimates of
+        the jobs ahead of it (None if any of those is unknown)."""
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.id not in self.queue:
+                return None
+            ahead = [self.jobs[j] for j in itertools.takewhile(lambda j: j != job_id, self.queue)]
+            running = self.jobs.get(self.current) if self.current else None
+        total = 0.0
+        for other in ahead:
+            if other.estimate_s is None:
+                return None
+            total += other.estimate_s
+        if running is not None:
+            left = time_left(running)
+            if left is None:
+                return None
+            total += left
+        return total
+
+    def running_owner(self) -> str | None:
+        with self.lock:
+            return self.jobs[self.current].owner if self.current else None
 
     def get(self, job_id: str) -> Job | None:
         with self.lock:
@@ -313,13 +363,13 @@ class JobManager:
             if msg["type"] == "progress":
                 with self.lock:
                     job.state = RUNNING
-                    job.progress = msg["progress"]
+                    job.progress, job.progress_at = msg["progress"], time.time()
                     self.lock.notify_all()
             else:
                 outcome = msg
         with self.lock:
             if outcome["type"] == "result":
-                from .training import RunResult
+                from .result import RunResult
 
                 job.result = RunResult.from_dict(outcome["result"])
                 job.progress = {**job.progress, "fraction": 1.0, "message": "done"}
@@ -331,3 +381,14 @@ class JobManager:
         worker.process.join(5)
         if worker.process.is_alive():
             worker.kill()
+
+
+def time_left(job: Job) -> float | None:
+    """The whole run's time left now: the worker's last estimate, counted down since it came
+    (before the first one, the estimate made at submission less the time since the start)."""
+    eta = job.progress.get("eta_s") if job.progress else None
+    if eta is not None and job.progress_at is not None:
+        return max(0.0, eta - (time.time() - job.progress_at))
+    if job.estimate_s is not None:
+        return max(0.0, job.estimate_s - (time.time() - (job.started_at or time.time())))
+    return None

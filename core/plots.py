@@ -108,8 +108,9 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
     return fig
 
 
-def curves_figure(curves: list[dict], title: str = "Per-epoch curves") -> go.Figure:
-    """Train loss (right axis) with train and held-out validation accuracy (left axis)."""
+def curves_figure(curves: list[dict], title: str = "Per-epoch curves", n_epochs: int | None = None) -> go.Figure:
+    """Train loss (right axis) with train and held-out validation accuracy (left axis). With
+    `n_epochs` the x axis spans the whole run from the start, so a live curve grows into it."""
     epochs = [c["epoch"] for c in curves]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=epochs, y=[100 * c["train_acc"] for c in curves], name="train acc",
@@ -118,11 +119,41 @@ def curves_figure(curves: list[dict], title: str = "Per-epoch curves") -> go.Fig
                              mode="lines+markers"), secondary_y=False)
     fig.add_trace(go.Scatter(x=epochs, y=[c["train_loss"] for c in curves], name="train loss",
                              mode="lines+markers", line=dict(dash="dot")), secondary_y=True)
-    fig.update_xaxes(title_text="epoch", dtick=1)
+    last = max([n_epochs or 0] + epochs)
+    fig.update_xaxes(title_text="epoch", dtick=1 if last <= 20 else None, range=[0.5, last + 0.5] if last else None)
     fig.update_yaxes(title_text="accuracy (%)", secondary_y=False)
     fig.update_yaxes(title_text="loss", secondary_y=True)
     fig.update_layout(title=title, height=320, margin=dict(l=50, r=50, t=50, b=40), template="plotly_white",
                       legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+# Presenter mode: read from the back of a room on a 1920x1080 projector.
+PRESENTER_FONT = 22
+
+
+def for_presenter(fig: go.Figure) -> go.Figure:
+    """The same figure, with type, markers and lines large enough for a projector."""
+    f = PRESENTER_FONT
+    fig.update_layout(font=dict(size=f), title_font=dict(size=f + 8), legend=dict(font=dict(size=f)),
+                      legend_title_font=dict(size=f), hoverlabel=dict(font_size=f),
+                      height=max(560, (fig.layout.height or 450) + 200), margin=dict(l=90, r=40, t=80, b=90))
+    fig.update_xaxes(title_font=dict(size=f + 4), tickfont=dict(size=f))
+    fig.update_yaxes(title_font=dict(size=f + 4), tickfont=dict(size=f))
+    for trace in fig.data:
+        marker = getattr(trace, "marker", None)
+        if marker is not None and marker.size is not None:
+            size = marker.size
+            trace.marker.size = [1.5 * m for m in size] if isinstance(size, (list, tuple)) else 1.5 * size
+        elif marker is not None:
+            trace.marker.size = 12
+        line = getattr(trace, "line", None)
+        if line is not None:
+            trace.line.width = max(3, (line.width or 2) * 1.5)
+    for annotation in fig.layout.annotations:
+        annotation.font = dict(size=f)
+        if annotation.arrowwidth:
+            annotation.arrowwidth = annotation.arrowwidth * 1.5
     return fig
 
 
@@ -154,21 +185,32 @@ def size_figure(runs, metric: str = "in_domain_acc") -> go.Figure:
 
 
 def general_breakdown_figure(runs) -> go.Figure:
-    """Per general task: the pre-trained encoder, then each strategy's mean, fixed probe (solid)
-    and refitted probe (hatched). Fixed shows drift of the old features; refit, lost information."""
+    """Per general task, each strategy's change against the pre-trained encoder in points (mean ± sd
+    over its runs), fixed probe solid, refitted probe hatched. Fixed shows drift of the old features;
+    refit, lost information. Changes of a point or two are the story, so the axis fits the changes."""
     fig = go.Figure()
     if not runs:
         return fig
     tasks = list(runs[0].general["per_task"])
-    pre = runs[0].pretrained_general["per_task"]
-    fig.add_trace(go.Bar(x=tasks, y=[100 * pre[t]["fixed"] for t in tasks], name="pre-trained",
-                         marker_color="#bbbbbb"))
+    spread = [0.0]                     # every bar end and error-bar end, to scale the axis
     for strategy in sorted({r.strategy for r in runs}):
         group = [r for r in runs if r.strategy == strategy]
         for probe, pattern in (("fixed", ""), ("refit", "/")):
+            # each run against its own pre-trained reference (model and benchmark size may differ)
+            stats = [_mean_sd(100 * (r.general["per_task"][t][probe] - r.pretrained_general["per_task"][t][probe])
+                              for r in group) for t in tasks]
+            sds = [sd if len(group) > 1 else None for _, sd in stats]
+            spread += [m + s * (sd or 0) for m, sd in stats for s in (-1, 1)]
             fig.add_trace(go.Bar(
-                x=tasks, y=[100 * statistics.fmean(r.general["per_task"][t][probe] for r in group) for t in tasks],
-                name=f"{strategy} ({probe})", marker=dict(color=colour(strategy), pattern_shape=pattern)))
-    fig.update_layout(barmode="group", title="General benchmark per task (mean over the selected runs)",
-                      yaxis_title="probe accuracy (%)", height=420, template="plotly_white")
+                x=tasks, y=[m for m, _ in stats], name=f"{strategy} ({probe})",
+                marker=dict(color=colour(strategy), pattern_shape=pattern),
+                error_y=dict(type="data", array=sds, visible=len(group) > 1),
+                hovertemplate="%{x}: %{y:+.1f}" + (" ± %{error_y.array:.1f}" if len(group) > 1 else "")
+                + f" pts ({len(group)} run(s))<extra>{strategy} ({probe})</extra>"))
+    low, high = min(spread), max(spread)
+    pad = max(0.1 * (high - low), 0.5)         # 0 stays inside with room on both sides: the zero line shows
+    fig.update_layout(barmode="group", height=420, template="plotly_white",
+                      title="General benchmark per task: change against the pre-trained encoder (points)",
+                      yaxis=dict(title="change in probe accuracy (points)", range=[low - pad, high + pad],
+                                 zeroline=True, zerolinewidth=2, zerolinecolor="#444"))
     return fig

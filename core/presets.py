@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .training import RunResult
+from .result import RunResult
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .config import lab_home
-from .training import RunResult
+from .result import RunResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -121,3 +121,15 @@ def to_csv(results: list[RunResult]) -> str:
 
 def to_json(results: list[RunResult]) -> str:
     return json.dumps([r.to_dict() for r in results], indent=1)
+
+
+def stored_result(store: RunStore, config) -> RunResult | None:
+    """The stored result of `config`, under the same key core.training.run computes, or None."""
+    from .data import load_task
+    from .model_registry import model_identity
+
+    cfg = config.resolved()
+    hit = store.get(cfg.key(model_identity(cfg.model), load_task(cfg.task).identity()))
+    if hit is not None:
+        hit.cached = True
+    return hit

@@ -21,97 +21,20 @@ import torch
 from torch import nn
 
 from .benchmark import GeneralBenchmark
-from .config import ConfigError, RunConfig
-from .data import DataError, eval_subset, load_task, sample_train
+from .config import RunConfig
+from .data import eval_subset, load_task, sample_train
+from .errors import ConfigError, DataError, ModelError, RunError, RunStopped  # noqa: F401  (re-exported)
+from .estimate import STAGES, Clock, Work, predict as predict_stages, rates_from
 from .features import FeatureCache, collate, corpus_identity, length_grouped_batches, padding_fraction, tokenize
 from .kernels import cpu_kernels, keep_freed_memory
-from .models import (EncoderClassifier, ModelError, autocast, autocast_dtype, count_params, eval_batch_size,
+from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, eval_batch_size,
                      fresh_encoder, load_base, model_identity, num_layers, pick_device)
+from .result import RunResult
 from .strategies import get_strategy
 
-STAGES = ("loading", "tokenizing", "training", "evaluating", "general")
 # Share of a typical run's wall time per stage: turns stage progress into one overall fraction.
 STAGE_WEIGHTS = {"loading": 0.05, "tokenizing": 0.02, "training": 0.6, "evaluating": 0.15, "general": 0.18}
 PROGRESS_INTERVAL_S = 0.2
-
-
-class RunStopped(Exception):
-    """The user stopped the run; nothing is stored."""
-
-
-class RunError(RuntimeError):
-    """A run that cannot go on, with a message meant for the user (out of memory, bad value...)."""
-
-
-@dataclass
-class RunResult:
-    key: str
-    config: dict
-    task: str
-    strategy: str
-    size: int
-    seed: int
-    in_domain_acc: float
-    in_domain_f1: float
-    train_acc: float
-    general: dict                 # score, score_refit, stderr, per_task
-    pretrained_general: dict
-    curves: list                  # per epoch: epoch, train_loss, train_acc, val_acc
-    timings: dict                 # seconds per stage, and total
-    device: str
-    precision: str
-    trainable_params: int
-    total_params: int
-    n_eval: int
-    majority_acc: float           # accuracy of always predicting the commonest training label
-    predicted_classes: int        # distinct labels the model predicts on the test subset
-    warnings: list = field(default_factory=list)
-    versions: dict = field(default_factory=dict)
-    padding_fraction: float = 0.0
-    train_tokens: int = 0
-    created_at: float = 0.0
-    cached: bool = False
-
-    @property
-    def overfit_gap(self) -> float:
-        return self.train_acc - self.in_domain_acc
-
-    @property
-    def general_delta(self) -> float:
-        return self.general["score"] - self.pretrained_general["score"]
-
-    @property
-    def general_delta_refit(self) -> float:
-        return self.general["score_refit"] - self.pretrained_general["score_refit"]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunResult":
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def summary(self) -> dict:
-        """The flat row shown in tables and exported to CSV."""
-        c = self.config
-        row = {
-            "key": self.key, "task": self.task, "strategy": self.strategy, "size": self.size, "seed": self.seed,
-            "lr": c.get("lr"), "head_lr": c.get("head_lr"), "epochs": c.get("epochs"),
-            "batch_size": c.get("batch_size"), "max_length": c.get("max_length"),
-            "freeze_layers": c.get("freeze_layers"), "layer_lr_decay": c.get("layer_lr_decay"),
-            "lora_r": c.get("lora_r"), "feature_layer": c.get("feature_layer"), "model": c.get("model"),
-            "in_domain_acc": self.in_domain_acc, "in_domain_f1": self.in_domain_f1, "train_acc": self.train_acc,
-            "overfit_gap": self.overfit_gap, "general": self.general["score"],
-            "general_refit": self.general["score_refit"], "general_delta": self.general_delta,
-            "general_delta_refit": self.general_delta_refit, "general_stderr": self.general["stderr"],
-            "trainable_params": self.trainable_params, "time_s": self.timings.get("total"),
-            "device": self.device, "created_at": self.created_at,
-        }
-        for name, v in self.general["per_task"].items():
-            row[f"general_{name}"] = v["fixed"]
-            row[f"general_{name}_refit"] = v["refit"]
-        return row
 
 
 def library_versions() -> dict:
@@ -130,34 +53,66 @@ def library_versions() -> dict:
 
 
 class _Reporter:
-    """Turns stage progress into throttled dicts with an overall fraction and a time-left estimate."""
+    """Throttled progress dicts: the stage, the elapsed time, the whole run's time left and the
+    overall fraction (elapsed / (elapsed + left)). The time left comes from a core.estimate.Clock
+    once the run's work is known (after tokenizing); `tick()` re-sends the current stage so that
+    elapsed and time left keep moving through stages that report no steps (evaluation, benchmark)."""
 
     def __init__(self, on_progress: Callable | None):
         self.on_progress = on_progress
         self.t0 = time.perf_counter()
         self.last = 0.0
         self.curves: list = []
-        self.stage_start = self.t0
+        self.clock: Clock | None = None
+        self.stage, self.stage_start, self.state = "loading", self.t0, (0.0, 1.0, "")
+        self.estimate: dict = {}     # predicted totals at milestones, compared with the real one at the end
 
-    def __call__(self, stage: str, done: float = 0.0, total: float = 1.0, message: str = "", force=False,
-                 eta_s: float | None = None):
-        if self.on_progress is None:
-            return
+    def plan(self, seconds: dict, source: str) -> None:
+        self.clock = Clock(seconds)
+        self.estimate = {"before_training_s": round(time.perf_counter() - self.t0 + sum(
+            seconds[s] for s in STAGES[STAGES.index("training"):]), 2), "rates": source}
+
+    def __call__(self, stage: str, done: float = 0.0, total: float = 1.0, message: str = "", force=False):
         now = time.perf_counter()
-        if not force and now - self.last < PROGRESS_INTERVAL_S:
+        if stage != self.stage:
+            self.stage, self.stage_start = stage, now
+        self.state = (done, total, message)
+        if self.on_progress is None or (not force and now - self.last < PROGRESS_INTERVAL_S):
             return
         self.last = now
-        before = sum(STAGE_WEIGHTS[s] for s in STAGES[:STAGES.index(stage)])
+        elapsed, in_stage = now - self.t0, now - self.stage_start
         within = (done / total) if total else 1.0
-        fraction = min(1.0, before + STAGE_WEIGHTS[stage] * within)
-        self.on_progress({"stage": stage, "done": done, "total": total, "fraction": fraction,
-                          "message": message, "elapsed_s": now - self.t0, "eta_s": eta_s,
-                          "curves": list(self.curves)})
+        left = None
+        if self.clock is not None:
+            if stage == "training":
+                self.clock.observe_training(in_stage, within)
+                if within >= 0.1 and "early_training_s" not in self.estimate:
+                    self.estimate["early_training_s"] = round(self.clock.total(elapsed, stage, in_stage, within), 2)
+            left = self.clock.left(stage, in_stage, within if stage == "training" else None)
+        if left is not None:
+            fraction = elapsed / (elapsed + left) if elapsed + left > 0 else 1.0
+        else:   # loading and tokenizing, before the work is known: a small share, by stage
+            fraction = 0.02 * (STAGES.index(stage) + within)
+        self.on_progress({"stage": stage, "done": done, "total": total, "fraction": min(1.0, fraction),
+                          "message": message, "elapsed_s": elapsed, "eta_s": left, "curves": list(self.curves)})
+
+    def tick(self) -> None:
+        self(self.stage, *self.state)
 
 
 def _check(should_stop):
     if should_stop is not None and should_stop():
         raise RunStopped()
+
+
+def _ticking(should_stop, report: _Reporter):
+    """should_stop as predict() and the benchmark poll it before every batch, also keeping the
+    progress (elapsed, time left) moving between the stage's own reports."""
+    def poll():
+        report.tick()
+        return should_stop is not None and should_stop()
+
+    return poll
 
 
 def _schedule(optimizer, total_steps: int, warmup: float):
@@ -169,6 +124,26 @@ def _schedule(optimizer, total_steps: int, warmup: float):
         return max(0.0, (total_steps - step) / max(1, total_steps - warm))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _work(cfg, strategy, task, tok_train, tok_val, tok_test, train_idx, test_idx, model_id, device, dtype,
+          benchmark) -> Work:
+    """What this run will compute, exactly, for the time-left estimate (core.estimate)."""
+    ntok = lambda toks: int(sum(len(x) for x in toks))   # noqa: E731
+    uncached = 0
+    if not strategy.trains_encoder:      # frozen features: only rows not yet on disk cost a forward
+        for texts, toks, rows in ((task.train_texts, tok_train, train_idx), (task.val_texts, tok_val, None),
+                                  (task.test_texts, tok_test, test_idx)):
+            cache = FeatureCache(model_id, corpus_identity(texts), cfg.feature_layer, cfg.pooling, cfg.max_length,
+                                 device, dtype, len(texts))
+            missing = cache.missing(np.arange(len(texts)) if rows is None else rows)
+            uncached += int(len(missing) * ntok(toks) / max(1, len(toks)))
+    work = Work.of(strategy.name, strategy.trains_encoder, train_tokens=ntok(tok_train), val_tokens=ntok(tok_val),
+                   test_tokens=ntok(tok_test), epochs=cfg.epochs, batch_size=cfg.batch_size, n_train=len(train_idx),
+                   general_size=cfg.general_size, uncached_tokens=uncached)
+    if not benchmark.has_reference():    # the first run on this machine also fits the pre-trained probes
+        work.general_sentences += benchmark.sentences()
+    return work
 
 
 @torch.inference_mode()
@@ -201,13 +176,13 @@ def _optimizer(groups, device):
 
 def _train_loop(cfg, step_fn, epoch_batches, total, evaluate_val, report, should_stop, optimizer, scheduler,
                 params_to_clip):
-    """The loop shared by every strategy: epochs of steps, curves, time-left estimate.
+    """The loop shared by every strategy: epochs of steps, curves, progress.
 
     `epoch_batches(epoch)` returns the epoch's batches already on the device (built once per epoch:
     `total` steps is counted from the index plan, not by building them); loss and hits are
     summed as device tensors and read once per epoch, so a GPU step never waits on the host.
     """
-    step, t_start = 0, time.perf_counter()
+    step = 0
     for epoch in range(cfg.epochs):
         loss_sum, correct, seen = 0.0, 0, 0
         for batch in epoch_batches(epoch):
@@ -223,9 +198,7 @@ def _train_loop(cfg, step_fn, epoch_batches, total, evaluate_val, report, should
             correct = correct + n_correct
             seen += n
             step += 1
-            rate = (time.perf_counter() - t_start) / step
-            report("training", step, total, f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}",
-                   eta_s=rate * (total - step))
+            report("training", step, total, f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}")
         val_acc = evaluate_val()
         report.curves.append({"epoch": epoch + 1, "train_loss": float(loss_sum) / max(seen, 1),
                               "train_acc": float(correct) / max(seen, 1), "val_acc": val_acc})
@@ -237,6 +210,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         store=None) -> RunResult:
     """Train and evaluate one configuration; answered from `store` at once if it was run before."""
     report = _Reporter(on_progress)
+    poll = _ticking(should_stop, report)     # for predict() and the benchmark: stop, and progress
     timings = {}
     t = time.perf_counter()
     report("loading", 0, 1, "checking the configuration", force=True)
@@ -309,6 +283,11 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     y_train_t = torch.from_numpy(y_train).to(device)
     warnings = []
 
+    work = _work(cfg, strategy, task, tok_train, tok_val, tok_test, train_idx, test_idx, model_id, device, dtype,
+                 benchmark)
+    rates = rates_from(store.list() if store is not None else [], device.type)
+    report.plan(predict_stages(work, rates), rates.source)
+
     t = time.perf_counter()
     report("training", 0, steps, "starting", force=True)
     kernels = contextlib.ExitStack()    # the CPU kernels, from training to the in-domain test predictions
@@ -327,19 +306,19 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
                 return loss, (logits.argmax(-1) == target).sum(), len(target)
 
             def evaluate_val():
-                return _metrics(y_val, predict(model, tok_val, pad_id, device, dtype, should_stop=should_stop))[0]
+                return _metrics(y_val, predict(model, tok_val, pad_id, device, dtype, should_stop=poll))[0]
 
             clip = [p for g in groups for p in g["params"]]
             kernels.enter_context(cpu_kernels(model, device))
             curves = _train_loop(cfg, step_fn, epoch_batches, steps, evaluate_val, report, should_stop,
                                  optimizer, scheduler, clip)
-            train_pred = predict(model, tok_train, pad_id, device, dtype, should_stop=should_stop)
+            train_pred = predict(model, tok_train, pad_id, device, dtype, should_stop=poll)
         else:
             # Frozen encoder: features once (cached on disk across runs), then a head on top.
             def cached(texts, tokens_all, rows, n_rows):
                 cache = FeatureCache(model_id, corpus_identity(texts), cfg.feature_layer, cfg.pooling,
                                      cfg.max_length, device, dtype, n_rows)
-                return torch.from_numpy(cache.get(base, tokens_all, pad_id, rows, should_stop)).to(device)
+                return torch.from_numpy(cache.get(base, tokens_all, pad_id, rows, poll)).to(device)
 
             def train_tokens_for(rows):
                 return tokenize(tokenizer, [task.train_texts[i] for i in rows], cfg.max_length)
@@ -379,7 +358,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         t = time.perf_counter()
         report("evaluating", 0, 1, f"in-domain test set ({len(test_idx)} texts)", force=True)
         if strategy.trains_encoder:
-            test_pred = predict(model, tok_test, pad_id, device, dtype, should_stop=should_stop)
+            test_pred = predict(model, tok_test, pad_id, device, dtype, should_stop=poll)
         else:
             test_pred = head_predict(f_test)
         kernels.close()    # the general benchmark compares with a reference computed by transformers' kernels
@@ -389,8 +368,8 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
 
         t = time.perf_counter()
         report("general", 0, 1, "general benchmark: MR, CR, TREC-6, Rotten Tomatoes", force=True)
-        _, pretrained = benchmark.reference(base, should_stop)
-        general = benchmark.score(model.encoder, base, strategy.trains_encoder, should_stop)
+        _, pretrained = benchmark.reference(base, poll)
+        general = benchmark.score(model.encoder, base, strategy.trains_encoder, poll)
         timings["general"] = time.perf_counter() - t
     except torch.OutOfMemoryError:
         raise RunError(f"out of memory on {device.type} at batch size {batch_size} and max length "
@@ -411,6 +390,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         warnings.append("the model predicts a single class for every test text: it has learned nothing "
                         "beyond the majority label (try a higher learning rate or more epochs)")
     timings["total"] = time.perf_counter() - report.t0
+    estimate = {**report.estimate, "actual_s": round(timings["total"], 2)}
     result = RunResult(
         key=key, config=cfg.to_dict(), task=cfg.task, strategy=cfg.strategy, size=len(train_idx), seed=cfg.seed,
         in_domain_acc=acc, in_domain_f1=f1, train_acc=train_acc, general=general.to_dict(),
@@ -419,7 +399,8 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         total_params=total_params, n_eval=len(test_idx), majority_acc=majority,
         predicted_classes=n_classes_pred, warnings=warnings, versions=library_versions(),
         padding_fraction=padding_fraction(tok_train, batches_for_epoch(0)) if strategy.trains_encoder else 0.0,
-        train_tokens=int(sum(len(x) for x in tok_train)) * cfg.epochs, created_at=time.time())
+        train_tokens=int(sum(len(x) for x in tok_train)) * cfg.epochs, created_at=time.time(),
+        work=asdict(work), estimate=estimate)
     if store is not None:
         store.put(result)
     report("general", 1, 1, "done", force=True)

@@ -6,11 +6,46 @@ from pages import ui
 from core import plots
 from core.store import to_csv, to_json
 
-TABLE_COLUMNS = ["task", "strategy", "size", "seed", "in_domain_acc", "train_acc", "overfit_gap", "general",
-                 "general_delta", "general_refit", "general_delta_refit", "trainable_params", "lr", "epochs",
-                 "freeze_layers", "layer_lr_decay", "lora_r", "time_s", "device", "key"]
+PCT, PTS = "%.1f %%", "%+.1f pts"      # printf formats; these columns hold fractions, multiplied by 100 below
+# Every column the table can show, in display order: (label, format or None for text, help).
+COLUMNS = {
+    "task": ("Task", None, "The in-domain task the encoder was fine-tuned on."),
+    "strategy": ("Strategy", None, "How the encoder was adapted: feature extraction, full, LoRA or BitFit."),
+    "size": ("Train size", "%d", "Number of labelled training examples."),
+    "seed": ("Seed", "%d", "Random seed (data sample, head initialisation, batch order)."),
+    "in_domain_acc": ("In-domain acc.", PCT, "Accuracy on the task's held-out test set: what the model learned."),
+    "train_acc": ("Train acc.", PCT, "Accuracy on the training examples themselves."),
+    "overfit_gap": ("Overfit gap", PTS, "Train minus in-domain accuracy; large means memorised, not learned."),
+    "general": ("General (fixed)", PCT, "General-benchmark score with the probes fitted on the pre-trained "
+                                        "encoder: how far the old features drifted."),
+    "general_delta": ("Δ general", PTS, "General (fixed) minus the pre-trained encoder's; negative = forgot."),
+    "general_refit": ("General (refit)", PCT, "General-benchmark score with the probes refitted on the adapted "
+                                              "encoder: the information still there."),
+    "general_delta_refit": ("Δ general (refit)", PTS, "General (refit) minus the pre-trained encoder's."),
+    "trainable_params": ("Trainable params", "%,d", "Parameters the optimiser updated."),
+    "lr": ("Learning rate", "%.1e", "Peak learning rate of the encoder."),
+    "epochs": ("Epochs", "%d", "Passes over the training set."),
+    "freeze_layers": ("Frozen layers", "%d", "Lowest encoder layers kept frozen."),
+    "layer_lr_decay": ("Layer lr decay", "%.2f", "Learning-rate factor per layer going down (1 = none)."),
+    "lora_r": ("LoRA rank", "%d", "Rank of the LoRA adapters (LoRA runs only)."),
+    "time_s": ("Time (s)", "%.1f", "Wall-clock time of the whole run, evaluation included."),
+    "device": ("Device", None, "Where the run was computed."),
+    "key": ("Key", None, "The run's id in the store: a hash of its configuration, model and data."),
+}
+# What fits 1280 px beside the sidebar; "More columns" adds the rest.
+DEFAULT_COLUMNS = ["task", "strategy", "size", "seed", "in_domain_acc", "general", "general_delta",
+                   "general_delta_refit"]
 
-st.title("📊 Compare runs")
+
+def column_config(name: str):
+    title, fmt, help_ = COLUMNS[name]
+    width = "small" if name in ("task", "size", "seed") else None
+    if fmt is None:
+        return st.column_config.TextColumn(title, help=help_, width=width)
+    return st.column_config.NumberColumn(title, help=help_, format=fmt, width=width)
+
+
+st.title("Compare runs")
 ui.sync_query()
 runs = ui.store().list()
 if not runs:
@@ -37,14 +72,24 @@ else:
 shown = [r for r in runs if r.task in pick_tasks and r.strategy in pick_strategies and low <= r.size <= high]
 st.caption(f"{len(shown)} of {len(runs)} stored runs match.")
 
-table = pd.DataFrame([r.summary() for r in shown], columns=None)
+table = pd.DataFrame([r.summary() for r in shown])
 if not table.empty:
-    st.dataframe(table[[c for c in TABLE_COLUMNS if c in table.columns]], hide_index=True, key="cmp_table")
+    extra = st.multiselect("More columns", [c for c in COLUMNS if c not in DEFAULT_COLUMNS],
+                           format_func=lambda c: COLUMNS[c][0], key="cmp_columns")
+    picked = [c for c in COLUMNS if c in DEFAULT_COLUMNS or c in extra]
+    view = table[picked].copy()
+    for c in picked:
+        if COLUMNS[c][1] in (PCT, PTS):
+            view[c] = 100 * pd.to_numeric(view[c])      # the formats print the number as it is
+    st.dataframe(view, hide_index=True, width="stretch", key="cmp_table",
+                 column_config={c: column_config(c) for c in picked})
 
 
 def figure_with_download(fig, name: str, key: str) -> None:
     st.plotly_chart(fig, key=key)
-    st.download_button(f"Download this plot (HTML)", fig.to_html(include_plotlyjs="cdn"), f"{name}.html",
+    # The HTML embeds plotly.js (about 4.8 MB) so it opens offline; a callable builds it only on a click,
+    # not on every rerun.
+    st.download_button("Download this plot (HTML)", lambda: fig.to_html(include_plotlyjs=True), f"{name}.html",
                        "text/html", key=f"dl_{key}")
 
 

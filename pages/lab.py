@@ -1,192 +1,239 @@
 """Lab: pick a model, task, size and strategy; run it; watch it train; see where it lands.
 
-Top to bottom: sidebar controls -> the configuration it resolves to -> the running job (a
-fragment that polls the shared JobManager) -> the last result's cards -> the trade-off plot.
+Top to bottom: sidebar controls (each bound to the one configuration, st.session_state.lab_cfg)
+-> the Run bar with what will run -> the running job (a fragment that polls the shared
+JobManager) -> the last result's cards -> the trade-off plot.
 """
 import streamlit as st
 
 from pages import ui
 from core import plots
 from core.config import ConfigError, RunConfig
-from core.data import DataError
-from core.models import MODELS, ModelError
+from core.errors import DataError
+from core.estimate import STAGES, describe_accuracy
+from core.jobs import time_left
+from core.model_registry import MODELS
 from core.strategies import STRATEGIES
-from core.training import STAGES
 
-P = ui.WIDGET_PREFIX
 LORA_MODULES = ["query", "key", "value", "dense"]
 presenter = st.session_state.get("presenter", False)
-saved = ui.lab_config()
+bind = ui.bind
 
 
-def init(name: str, value) -> None:
-    """A widget keyed cfg_<name> starts from the saved config (session state survives page switches,
-    widget state does not)."""
-    st.session_state.setdefault(P + name, value)
+def number(name: str, label: str, step, fmt: str, hint: str, **kw):
+    return st.number_input(label, step=step, format=fmt, placeholder=hint, **bind(name), **kw)
 
 
-def number(name: str, label: str, default_hint, step, fmt: str, **kw):
-    init(name, getattr(saved, name))
-    hint = f"strategy default: {default_hint:g}" if isinstance(default_hint, (int, float)) else default_hint
-    return st.number_input(label, key=P + name, step=step, format=fmt, placeholder=hint, **kw)
-
-
-st.title("🧪 Fine-tuning lab")
-st.caption("Adapt a pre-trained encoder to a task and see both what it learns (in-domain accuracy) "
-           "and what it forgets (a general benchmark it was never trained on).")
+st.title("Fine-tuning lab")
+if not presenter:
+    st.caption("Adapt a pre-trained encoder to a task and see both what it learns (in-domain accuracy) "
+               "and what it forgets (a general benchmark it was never trained on).")
 for msg in st.session_state.pop("url_errors", []):
-    st.error(msg, icon="🔗")
+    st.error(msg, icon=ui.ICON_LINK)
 
-# ---------------------------------------------------------------------------- sidebar: the basics
-values = saved.to_dict()
-for name in ("freeze_layers", "lora_r", "lora_targets"):   # the parameter counts need this run's values
-    values[name] = st.session_state.get(P + name, values[name])
+# ---------------------------------------------------------------------------- sidebar: the setup
+lab = st.session_state.lab_cfg
+if lab["task"] not in ui.IN_DOMAIN_TASKS:
+    ui.set_field("task", ui.IN_DOMAIN_TASKS[0])
 with st.sidebar:
     st.header("Run setup")
-    init("model", saved.model)
-    models = list(MODELS) + [m for m in [st.session_state[P + "model"]] if m not in MODELS]   # e.g. a hub id
-    values["model"] = st.selectbox("Model", models, key=P + "model", accept_new_options=True,
-                                   help="A registry name, a local folder, or a Hugging Face hub id (needs network).")
-    init("task", saved.task if saved.task in ui.IN_DOMAIN_TASKS else ui.IN_DOMAIN_TASKS[0])
-    values["task"] = st.selectbox("In-domain task", ui.IN_DOMAIN_TASKS, key=P + "task",
-                                  format_func=lambda t: ui.TASKS[t].title)
+    models = list(MODELS) + [m for m in [lab["model"]] if m not in MODELS]          # e.g. a hub id
+    st.selectbox("Model", models, accept_new_options=True, **bind("model"),
+                 help="A registry name, a local folder, or a Hugging Face hub id (needs network).")
+    st.selectbox("In-domain task", ui.IN_DOMAIN_TASKS, format_func=lambda t: ui.TASKS[t].title, **bind("task"))
     try:
-        info = ui.task_info(values["task"])
+        info = ui.task_info(st.session_state.lab_cfg["task"])
     except DataError as err:
-        st.error(f"**The data could not be used.** {err}", icon="🚫")
+        st.error(f"**The data could not be used.** {err}", icon=ui.ICON_ERROR)
         st.stop()
     card = info["card"]
     st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['test']:,} test · "
                f"{len(card['labels'])} labels: {', '.join(card['labels'][:8])}"
                + (" ..." if len(card["labels"]) > 8 else ""))
-    for label, text in info["examples"]:
-        st.caption(f"*{label}*: “{text[:140]}{'...' if len(text) > 140 else ''}”")
+    if not presenter:
+        for label, text in info["examples"]:
+            st.caption(f"*{label}*: “{text[:140]}{'...' if len(text) > 140 else ''}”")
 
     sizes = info["sizes"]
-    wanted = st.session_state.get(P + "size", saved.size or sizes[-1])
-    if wanted not in sizes:      # a new task, or a size from a link: the nearest size not above it
-        st.session_state[P + "size"] = max([s for s in sizes if s <= (wanted or sizes[-1])] or sizes[:1])
-    init("size", sizes[-1] if saved.size is None else saved.size)
-    size = st.select_slider("Training-set size", sizes, key=P + "size",
-                            format_func=lambda n: f"all ({n:,})" if n == sizes[-1] else f"{n:,}")
-    values["size"] = None if size == sizes[-1] else size
+    wanted = st.session_state.lab_cfg["size"] or sizes[-1]
+    shown_size = wanted if wanted in sizes else max([s for s in sizes if s <= wanted] or sizes[:1])
+    if shown_size != wanted or (shown_size == sizes[-1]) != (st.session_state.lab_cfg["size"] is None):
+        ui.set_field("size", None if shown_size == sizes[-1] else shown_size)   # the nearest size not above
+    st.select_slider("Training-set size", sizes, format_func=lambda n: f"all ({n:,})" if n == sizes[-1] else f"{n:,}",
+                     **bind("size", shown=shown_size, convert=lambda n: None if n == sizes[-1] else n))
+
+    counter = ui.param_counter()
+    counting = []
 
     def count_line(name: str) -> str:
-        if values["model"] not in MODELS:
-            return "parameters counted when it runs"
-        probe = RunConfig(model=values["model"], strategy=name, freeze_layers=values["freeze_layers"],
-                          lora_r=values["lora_r"], lora_targets=tuple(values["lora_targets"] or ("query",)))
+        cfg = RunConfig.from_dict({**st.session_state.lab_cfg, "strategy": name})
         try:
-            trainable, total = ui.param_count(probe.to_dict(), info["num_labels"])
-        except (ConfigError, ModelError) as err:
+            got = counter.get(cfg, info["num_labels"])
+        except ConfigError as err:
             return f"cannot count: {err}"
+        if got is None:
+            counting.append(name)
+            return "counting trainable parameters..."
+        if isinstance(got, str):
+            return "parameters counted when it runs"
+        trainable, total = got
         share = 100 * trainable / total
         return f"{trainable:,} trainable parameters ({share:.2g} % of {total / 1e6:.1f} M)" if share < 99.5 else \
             f"{trainable:,} trainable parameters (all of them)"
 
-    init("strategy", saved.strategy)
-    values["strategy"] = st.radio("Strategy", list(STRATEGIES), key=P + "strategy",
-                                  format_func=lambda s: STRATEGIES[s].title,
-                                  captions=[f"{STRATEGIES[s].summary} **{count_line(s)}**" for s in STRATEGIES])
-    strategy = STRATEGIES[values["strategy"]]
+    st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title, **bind("strategy"),
+             captions=[STRATEGIES[s].summary + f" **{count_line(s)}**" for s in STRATEGIES])
+    strategy = STRATEGIES[st.session_state.lab_cfg["strategy"]]
     hints = strategy.defaults
+
+    def hint(name):
+        value = hints.get(name, ui.FIELD_DEFAULTS.get(name))
+        return "" if value is None else f"default: {value:g}" if isinstance(value, (int, float)) else f"default: {value}"
 
     # ------------------------------------------------------------------------ advanced (hidden for talks)
     if not presenter:
         with st.expander("Advanced"):
             if "lr" in strategy.uses:
-                values["lr"] = number("lr", "Learning rate (encoder / adapters)", hints.get("lr"), 1e-5, "%g")
-            values["head_lr"] = number("head_lr", "Head learning rate", hints.get("head_lr"), 1e-4, "%g")
-            values["epochs"] = number("epochs", "Epochs", hints.get("epochs"), 1, "%d")
-            values["batch_size"] = number("batch_size", "Batch size", hints.get("batch_size"), 8, "%d")
-            values["max_length"] = number("max_length", "Max length (tokens)", "", 16, "%d")
-            values["seed"] = number("seed", "Seed", "", 1, "%d")
+                number("lr", "Learning rate (encoder / adapters)", 1e-5, "%g", hint("lr"))
+            number("head_lr", "Head learning rate", 1e-4, "%g", hint("head_lr"))
+            number("epochs", "Epochs", 1, "%d", hint("epochs"))
+            number("batch_size", "Batch size", 8, "%d", hint("batch_size"))
+            number("max_length", "Max length (tokens)", 16, "%d", hint("max_length"))
+            number("seed", "Seed", 1, "%d", hint("seed"))
             if "freeze_layers" in strategy.uses:
-                values["freeze_layers"] = number("freeze_layers", "Frozen bottom layers", "", 1, "%d")
-                values["layer_lr_decay"] = number("layer_lr_decay", "Layer-wise lr decay (1 = none)", "", 0.05, "%g")
+                number("freeze_layers", "Frozen bottom layers", 1, "%d", hint("freeze_layers"))
+                number("layer_lr_decay", "Layer-wise lr decay (1 = none)", 0.05, "%g", hint("layer_lr_decay"))
             if "lora_r" in strategy.uses:
-                values["lora_r"] = number("lora_r", "LoRA rank", "", 1, "%d")
-                values["lora_alpha"] = number("lora_alpha", "LoRA alpha", "", 1, "%d")
-                init("lora_targets", list(saved.lora_targets or ()))
-                values["lora_targets"] = st.multiselect("LoRA targets", LORA_MODULES, key=P + "lora_targets")
-            init("feature_layer", saved.feature_layer)
-            values["feature_layer"] = st.selectbox("Feature layer", [None, 1, 2, 3, 4, 5, 6], key=P + "feature_layer",
-                                                   format_func=lambda v: "last" if v is None else str(v))
-            init("pooling", saved.pooling)
-            values["pooling"] = st.radio("Pooling", ["mean", "cls"], key=P + "pooling", horizontal=True)
-            values["eval_size"] = number("eval_size", "Eval size (test texts; empty = all)", "all", 100, "%d")
-            values["general_size"] = number("general_size", "General-benchmark size (per task)", "", 100, "%d")
+                number("lora_r", "LoRA rank", 1, "%d", hint("lora_r"))
+                number("lora_alpha", "LoRA alpha", 1, "%d", hint("lora_alpha"))
+                st.multiselect("LoRA targets", LORA_MODULES, **bind("lora_targets"))
+            st.selectbox("Feature layer", [None, 1, 2, 3, 4, 5, 6], format_func=lambda v: "last" if v is None else str(v),
+                         **bind("feature_layer"))
+            st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))
+            number("eval_size", "Eval size (test texts)", 100, "%d", hint("eval_size"))
+            number("general_size", "General-benchmark size (per task)", 100, "%d", hint("general_size"))
+    if counting:          # the counts arrive from a background thread: show them when they are there
+        @st.fragment(run_every=1.0)
+        def wait_for_counts():
+            if not counter.pending():
+                st.rerun()
+        wait_for_counts()
 
-blank = [k for k in ("max_length", "seed", "freeze_layers", "layer_lr_decay", "lora_r", "lora_alpha",
-                     "general_size") if values.get(k) is None]
-for name in blank:       # an emptied box: say so and use the default rather than crash
-    st.error(f"**{name.replace('_', ' ')}** needs a value; using the default {getattr(RunConfig(), name)}.")
-    values[name] = getattr(RunConfig(), name)
-cfg = RunConfig.from_dict({**values, "lora_targets": tuple(values["lora_targets"] or ())})
-st.session_state.lab_cfg = cfg.to_dict()
+cfg = ui.lab_config()
 ui.sync_query(cfg)
 
-# ---------------------------------------------------------------------------- what will run
+# ---------------------------------------------------------------------------- the Run bar
 try:
-    resolved = cfg.resolved()
-    config_error = None
+    resolved, config_error = cfg.resolved(), None
 except ConfigError as err:
     resolved, config_error = None, err
-if config_error:
-    ui.show_config_error(config_error)
-else:
-    shown = [f"{k} **{getattr(resolved, k):g}**" if isinstance(getattr(resolved, k), float)
-             else f"{k} **{getattr(resolved, k)}**" for k in strategy.uses if getattr(resolved, k) is not None]
-    st.caption(f"**{strategy.title}** on {resolved.task}, n={size:,}: " + " · ".join(shown))
-
-if st.sidebar.button("▶ Run", type="primary", disabled=config_error is not None, width="stretch"):
-    try:
-        ui.submit(cfg)
-    except ConfigError as err:
-        ui.show_config_error(err)
-
-# ---------------------------------------------------------------------------- the running job
+estimate = ui.estimate_seconds(cfg) if config_error is None else None
 jobs = ui.session_jobs()
 active = [j for j in jobs if not j.finished]
-n_finished = len(jobs) - len(active)
+long_run = estimate is not None and estimate > ui.LONG_RUN_S
+run_col, what_col = st.columns([1, 4], vertical_alignment="center")
+with what_col:
+    if config_error:
+        ui.show_config_error(config_error)
+    else:
+        shown = [f"{k} **{getattr(resolved, k):g}**" if isinstance(getattr(resolved, k), float)
+                 else f"{k} **{getattr(resolved, k)}**" for k in strategy.uses if getattr(resolved, k) is not None]
+        st.markdown(f"**{strategy.title}** on {ui.TASKS[resolved.task].title}, n={shown_size:,} · "
+                    + " · ".join(shown) + f" · about **{ui.duration(estimate)}** here")
+    if long_run:
+        st.warning(f"This run will take about **{ui.duration(estimate)}** on this machine. Lower the training-set "
+                   "size or the epochs for a quick look, or confirm to run it anyway.", icon=ui.ICON_WARNING)
+        confirmed = st.checkbox(f"Run it anyway ({ui.duration(estimate)})", key="confirm_long_run")
+    else:
+        confirmed = True
+with run_col:
+    clicked = st.button("Run", key="run", icon=":material/play_arrow:", type="primary", width="stretch",
+                        disabled=config_error is not None or not confirmed)
+if clicked:
+    try:
+        ui.submit(cfg)
+        jobs = ui.session_jobs()
+        active = [j for j in jobs if not j.finished]
+    except ConfigError as err:
+        ui.show_config_error(err)
 if not active and not ui.job_manager().is_warm():
-    st.sidebar.caption("Worker warming up (loading the model); a run clicked now starts in a few seconds.")
+    st.caption("Worker warming up (loading the model); a run clicked now starts in a few seconds.")
+
+# ---------------------------------------------------------------------------- the running job
+n_finished = len(jobs) - len(active)
+
+
+def describe(job) -> str:
+    """What a job trains, in the words of the Run bar."""
+    try:
+        c = job.config.resolved()
+    except ConfigError:
+        c = job.config
+    knobs = [f"{k} {getattr(c, k):g}" if isinstance(getattr(c, k), float) else f"{k} {getattr(c, k)}"
+             for k in ("lr", "epochs", "freeze_layers", "lora_r") if getattr(c, k, None) not in (None, 0)]
+    size = "all" if c.size is None else f"{c.size:,}"
+    return f"**{STRATEGIES[c.strategy].title}** on {ui.TASKS[c.task].title} · n={size} · seed {c.seed} · " + \
+        " · ".join(knobs)
+
+
+def live_curves(job):
+    """The per-epoch figure, rebuilt only when an epoch was added (a poll re-sends the same object)."""
+    curves = job.progress.get("curves") or []
+    cache = st.session_state.get("_live_fig")
+    if cache is None or cache[0] != (job.id, len(curves)):
+        fig = plots.curves_figure(curves, "Live per-epoch curves", n_epochs=job.config.resolved().epochs)
+        cache = ((job.id, len(curves)), plots.for_presenter(fig) if presenter else fig)
+        st.session_state["_live_fig"] = cache
+    return cache[1]
 
 
 def job_panel():
     """Polls the manager; when one of this session's jobs ends, reruns the page for its results."""
     now = ui.session_jobs()
-    if len(now) - len([j for j in now if not j.finished]) != n_finished:
-        st.rerun()
     live = [j for j in now if not j.finished]
+    if len(now) - len(live) != n_finished:
+        st.rerun()
     if not live:
         return
     job = live[0]
+    manager = ui.job_manager()
     with st.container(border=True):
         if job.state == "queued":
-            st.info(f"**Queued, position {job.position}**: another run is training; this one starts after it.",
-                    icon="⏳")
+            wait = manager.wait_estimate(job.id)
+            other = manager.running_owner()
+            who = ("another session's run is training" if other and other != ui.session_owner()
+                   else "your earlier run is training" if other else "the worker is starting")
+            st.info(f"**Queued, position {job.position}**: {who}; this one starts after it, in about "
+                    f"{ui.duration(wait)}, and then takes about {ui.duration(job.estimate_s)}.\n\n{describe(job)}",
+                    icon=":material/hourglass_top:")
         else:
             p = job.progress
-            eta = p.get("eta_s")
-            left = f" · about {eta:.0f} s left" if eta else ""
             stage = p.get("stage", "loading")
             at = STAGES.index(stage) if stage in STAGES else 0
-            st.caption(" → ".join(f"✅ {s}" if i < at else (f"**▶ {s}**" if i == at else s)
+            st.markdown(f"Training {describe(job)}")
+            st.caption(" → ".join(f":material/check: {s}" if i < at else (f"**{s}**" if i == at else s)
                                   for i, s in enumerate(STAGES)))
-            st.markdown(f"**{stage}** — {p.get('message', '')}")
-            st.progress(min(1.0, float(p.get("fraction", 0.0))),
-                        text=f"{100 * p.get('fraction', 0):.0f} % · {p.get('elapsed_s', 0):.0f} s elapsed{left}")
+            elapsed = ui.since(job.started_at)
+            left = time_left(job)
+            if job.state == "starting":
+                message = "starting the worker (loading the model)"
+            else:
+                message = p.get("message", "")
+            fraction = min(1.0, elapsed / (elapsed + left)) if left is not None and elapsed + left > 0 else \
+                float(p.get("fraction", 0.0))
+            st.progress(fraction, text=f"**{stage}**: {message} · {ui.duration(elapsed)} elapsed"
+                        + (f" · about {ui.duration(left)} left" if left is not None else " · estimating the time left"))
             if p.get("curves"):
-                st.plotly_chart(plots.curves_figure(p["curves"], "Live per-epoch curves"), key="live_curves")
+                st.plotly_chart(live_curves(job), key="live_curves")
         if len(live) > 1:
             st.caption(f"{len(live) - 1} more run(s) from this session queued after it.")
-        if st.button("⏹ Stop", key=f"stop_{job.id}"):
-            ui.job_manager().stop(job.id)
+        if st.button("Stop", key=f"stop_{job.id}", icon=":material/stop:"):
+            manager.stop(job.id)
             st.toast("Stopping...")
 
 
 st.fragment(run_every=0.5 if active else None)(job_panel)()
+ui.leave_guard(bool(active))
 
 # ---------------------------------------------------------------------------- the last outcome
 finished = [j for j in jobs if j.finished]
@@ -196,7 +243,7 @@ if latest is not None and latest.result is None:
 result = latest.result if latest is not None else None
 if result is not None:
     for warning in result.warnings:
-        st.warning(warning, icon="⚠️")
+        st.warning(warning, icon=ui.ICON_WARNING)
     st.subheader(f"Result: {result.strategy}, n={result.size}, seed {result.seed}"
                  + (" (answered from the run store)" if result.cached else ""))
     row = st.columns(4)
@@ -212,28 +259,35 @@ if result is not None:
                   f"{100 * result.general_delta_refit:+.1f} pts vs pre-trained",
                   help="Probes fitted anew on the adapted encoder's features: information really lost.")
     row = st.columns(4)
-    row[0].metric("Time", f"{result.timings.get('total', 0):.1f} s")
+    took = result.timings.get("total", 0)
+    if result.cached:
+        row[0].metric("Time", "from the store", f"the run itself took {ui.duration(took)}", delta_color="off")
+    else:
+        row[0].metric("Time", f"{took:.1f} s", describe_accuracy(result.estimate.get("before_training_s"), took)
+                      or None, delta_color="off",
+                      help="Time left was estimated when training started (and again after a tenth of it: "
+                           f"{result.estimate.get('early_training_s', '–')} s in all)." if result.estimate else None)
     row[1].metric("Device", f"{result.device} · {result.precision}")
     row[2].metric("Trainable parameters", f"{result.trainable_params:,}",
                   f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off")
     row[3].metric("Macro-F1", f"{100 * result.in_domain_f1:.1f} %")
-    if result.curves and not presenter:
-        st.plotly_chart(plots.curves_figure(result.curves), key="result_curves")
+    if result.curves:
+        fig = plots.curves_figure(result.curves, n_epochs=len(result.curves))
+        st.plotly_chart(plots.for_presenter(fig) if presenter else fig, key="result_curves")
 
 # ---------------------------------------------------------------------------- the trade-off plot
-st.subheader(f"Trade-off on {cfg.task}: what each run learned vs what it forgot")
+st.subheader(f"Trade-off on {ui.TASKS[cfg.task].title}: what each run learned vs what it forgot")
 found, problems = ui.presets()
 for problem in problems:
-    st.warning(problem)
+    st.warning(problem, icon=ui.ICON_WARNING)
 names = [p.name for p in found if cfg.task in p.tasks]
 chosen = st.multiselect("Presets drawn (hollow markers)", names, default=names, key="lab_presets") if names else []
 runs = ui.store().list(task=cfg.task)
 preset_runs = ui.preset_runs(cfg.task, chosen)
 if runs or preset_runs:
     fig = plots.tradeoff_figure(runs, preset_runs, highlight=result.key if result else None)
-    st.plotly_chart(fig, key="tradeoff")
+    st.plotly_chart(plots.for_presenter(fig) if presenter else fig, key="tradeoff")
     st.caption("Dashed line: the pre-trained encoder's general score. Arrows run from it to each run: "
                "left means forgotten. Marker size grows with the training-set size; hover for the config.")
 else:
-    st.info("No runs on this task yet: press **Run** in the sidebar, or try a one-click comparison on the "
-            "**Learn** page.")
+    st.info("No runs on this task yet: press **Run**, or try a one-click comparison on the **Learn** page.")

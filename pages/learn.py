@@ -8,7 +8,7 @@ import streamlit as st
 from pages import ui
 from core.config import ConfigError, RunConfig
 
-st.title("🎓 Learn")
+st.title("Learn")
 ui.sync_query()
 st.write("Each idea below comes with a small experiment. The button queues its runs on the in-domain task "
          "you picked in the Lab and takes you there to watch. On this 2-core CPU a full fine-tuning run on 256 "

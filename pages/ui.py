@@ -1,27 +1,34 @@
-"""Streamlit glue shared by app.py and the pages: the job manager, this session's jobs, cached
-look-ups, the URL, error messages and the presenter style. Core does the work; this file only
-connects it to st. Session-state keys used across pages:
+"""Streamlit glue shared by app.py and the pages: the job manager, this session's jobs, the Lab's
+configuration and its widgets, cached look-ups, the URL, messages and the presenter style. Core
+does the work; this file only connects it to st. Session-state keys used across pages:
 
-    lab_cfg     dict   the Lab's configuration (RunConfig.to_dict()), kept across page switches
+    lab_cfg     dict   THE Lab configuration (RunConfig.to_dict()): widgets, URL and Learn buttons
+                       all read and write this one dict, never each other
     url_errors  list   problems found in the link this session was opened with
     jobs        list   ids of the jobs this session submitted, oldest first
-    presenter   bool   presenter mode (advanced controls hidden, larger type)
+    presenter   bool   presenter mode (advanced controls hidden, everything larger)
 """
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import fields
 
 import streamlit as st
 
 from core.config import ConfigError, RunConfig
 from core.data import TASKS, load_task, log_sizes
+from core.estimate import rates_from
 from core.jobs import FAILED, STOPPED, JobManager
+from core.param_counts import ParamCounter
 from core.presets import load_presets
 from core.store import RunStore
 from core.urlstate import config_from_query, config_to_query
 
 IN_DOMAIN_TASKS = [name for name, spec in TASKS.items() if not spec.general]
 WIDGET_PREFIX = "cfg_"     # the Lab's config widgets are keyed cfg_<RunConfig field>
+LONG_RUN_S = 180           # a run estimated to take longer asks for a confirmation first
+FIELD_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -31,13 +38,14 @@ WIDGET_PREFIX = "cfg_"     # the Lab's config widgets are keyed cfg_<RunConfig f
 def job_manager() -> JobManager:
     """One per server process, shared by every session: it trains one job at a time in a worker
     process and queues the rest. Created on the first page load so the worker is warm (torch
-    imported, model loaded) by the time anyone clicks Run."""
+    imported, model loaded) by the time anyone clicks Run. The server itself never imports torch
+    for a page: it needs the cores less than the worker does."""
     return JobManager()
 
 
 def _release(owner: str) -> None:
     # Runs when a session disconnects (tab closed): stop its running job, drop its queued ones,
-    # so nobody's closed tab holds the one worker.
+    # so nobody's closed tab holds the one worker. (The page asks before a running tab is left.)
     job_manager().release(owner)
 
 
@@ -47,8 +55,9 @@ def session_owner() -> str:
 
 
 def submit(cfg: RunConfig) -> str:
-    """Queue a run for this session; raises ConfigError at once for a bad value."""
-    job_id = job_manager().submit(cfg, owner=session_owner())
+    """Queue a run for this session (answered at once if the store has it); raises ConfigError
+    at once for a bad value."""
+    job_id = job_manager().submit(cfg, owner=session_owner(), estimate_s=estimate_seconds(cfg))
     st.session_state.setdefault("jobs", []).append(job_id)
     return job_id
 
@@ -68,18 +77,18 @@ def store() -> RunStore:
 
 @st.cache_data(show_spinner=False)
 def task_info(name: str) -> dict:
-    """The data card, two examples and the log-spaced sizes; a DataError propagates."""
+    """The data card, two examples, the log-spaced sizes and the text lengths; a DataError propagates."""
     task = load_task(name)
     return {"card": task.card(), "examples": task.examples(2), "sizes": log_sizes(task),
-            "num_labels": task.num_labels}
+            "num_labels": task.num_labels, "n_train": len(task.train_texts), "n_val": len(task.val_texts),
+            "n_test": len(task.test_texts), "sample": task.train_texts[:: max(1, len(task.train_texts) // 256)]}
 
 
-@st.cache_data(show_spinner="counting trainable parameters...")
-def param_count(config: dict, num_labels: int) -> tuple[int, int]:
-    """(trainable, total) for a config; built on a CPU copy of the cached base model, not trained."""
-    from core.models import trainable_params
-
-    return trainable_params(RunConfig.from_dict(config), num_labels)
+@st.cache_resource
+def param_counter() -> ParamCounter:
+    """Trainable-parameter counts, kept on disk and computed in a background thread: the first
+    page never waits for torch or the model."""
+    return ParamCounter()
 
 
 @st.cache_resource(ttl=60)
@@ -93,7 +102,23 @@ def preset_runs(task: str | None = None, names=None) -> list:
     return [r for p in found if names is None or p.name in names for r in p.runs if task is None or r.task == task]
 
 
-# ---------------------------------------------------------------------------- config and URL
+@st.cache_data(ttl=30, show_spinner=False)
+def _rates(device: str = "cpu"):
+    return rates_from(list(reversed(RunStore().list())), device)
+
+
+def estimate_seconds(cfg: RunConfig) -> float | None:
+    """The whole run's wall time on this machine, before it starts (None: cannot say)."""
+    from core.estimate import estimate_config
+
+    try:
+        info = task_info(cfg.task)
+    except Exception:     # noqa: BLE001 - an estimate never stops a run; the run says what is wrong
+        return None
+    return estimate_config(cfg, info, _rates())
+
+
+# ---------------------------------------------------------------------------- the Lab's configuration
 
 
 def init_session() -> None:
@@ -112,10 +137,38 @@ def lab_config() -> RunConfig:
 
 
 def set_lab_config(cfg: RunConfig) -> None:
-    """Replace the Lab's configuration (e.g. from the Learn page); its widgets re-read it."""
+    """Replace the Lab's configuration (e.g. from the Learn page); the widgets show it on their next run."""
     st.session_state.lab_cfg = cfg.to_dict()
-    for key in [k for k in st.session_state if str(k).startswith(WIDGET_PREFIX)]:
-        del st.session_state[key]
+
+
+def set_field(name: str, value) -> None:
+    st.session_state.lab_cfg = {**st.session_state.lab_cfg, name: value}
+
+
+def _take(name: str, empty, convert) -> None:
+    """on_change of the widget for field `name`: its value goes into lab_cfg. An emptied number box
+    is `empty` (None, which a strategy default fills, or the field's own default)."""
+    value = st.session_state.get(WIDGET_PREFIX + name)
+    if value is None:
+        value = empty
+    if isinstance(value, (list, tuple)):
+        value = list(value)
+    set_field(name, convert(value) if convert else value)
+
+
+def bind(name: str, shown=None, convert=None) -> dict:
+    """Keyword arguments that tie a widget to lab_cfg[name]: its state is written from lab_cfg before
+    it renders (so nothing else can leave a stale or half-cleared value in it) and read back into
+    lab_cfg when the user changes it. `shown` is the value in the widget's form where that differs
+    from the field's, and `convert` turns the widget's value back into the field's."""
+    value = st.session_state.lab_cfg.get(name) if shown is None else shown
+    st.session_state[WIDGET_PREFIX + name] = list(value) if isinstance(value, tuple) else value
+    empty = None if FIELD_DEFAULTS.get(name) is None or name in OPTIONAL_NUMBERS else FIELD_DEFAULTS[name]
+    return {"key": WIDGET_PREFIX + name, "on_change": _take, "args": (name, empty, convert)}
+
+
+# Fields where None means something (the strategy's default, or "all"): an empty box keeps None.
+OPTIONAL_NUMBERS = {"lr", "head_lr", "epochs", "batch_size", "dropout"}
 
 
 def sync_query(cfg: RunConfig | None = None) -> None:
@@ -138,36 +191,83 @@ FAILURE_TITLES = {
     "OutOfMemoryError": "Out of memory",
     "WorkerDied": "The training process ended unexpectedly",
 }
+ICON_ERROR, ICON_WARNING, ICON_STOPPED, ICON_LINK = (":material/block:", ":material/warning:",
+                                                     ":material/stop_circle:", ":material/link_off:")
 
 
 def show_job_outcome(job) -> None:
     """A finished job that did not succeed, as one clear message (never a traceback)."""
     if job.state == STOPPED:
-        st.warning("Stopped: the run was ended before it finished, so nothing was stored.", icon="⏹️")
+        st.warning("Stopped: the run was ended before it finished, so nothing was stored.", icon=ICON_STOPPED)
     elif job.state == FAILED:
         title = FAILURE_TITLES.get(job.error_kind, "The run failed")
         if job.error and "out of memory" in job.error.lower():
             title = "Out of memory"
-        st.error(f"**{title}.** {job.error}", icon="🚫")
+        st.error(f"**{title}.** {job.error}", icon=ICON_ERROR)
 
 
 def show_config_error(err: ConfigError) -> None:
-    st.error(f"**This configuration cannot run.** {err}", icon="🚫")
+    st.error(f"**This configuration cannot run.** {err}", icon=ICON_ERROR)
 
 
-# ---------------------------------------------------------------------------- presenter mode
+def duration(seconds: float | None) -> str:
+    """'45 s', '3 min', '1 h 30 min': how a person says a wait."""
+    if seconds is None:
+        return "an unknown time"
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
 
+
+def since(t: float | None) -> float:
+    return 0.0 if t is None else max(0.0, time.time() - t)
+
+
+# ---------------------------------------------------------------------------- chrome and presenter mode
+
+# Always: Streamlit's own running indicator and its Stop (which stops the page's script, not the
+# run) would only confuse; the toolbar's developer items are off in .streamlit/config.toml.
+BASE_CSS = """
+<style>
+[data-testid="stStatusWidget"], [data-testid="stAppDeployButton"], [data-testid="stMainMenu"] { display: none; }
+</style>
+"""
+
+# A projector at the back of a room: numbers, buttons and plots several times their desk size.
 PRESENTER_CSS = """
 <style>
-html, body, [data-testid="stAppViewContainer"] { font-size: 1.25rem; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; }
-[data-testid="stMetricValue"] { font-size: 2.6rem; }
-[data-testid="stMetricLabel"] p { font-size: 1.15rem; }
+[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"] { display: none; }
+html, body, [data-testid="stAppViewContainer"] { font-size: 1.3rem; }
+[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.35rem; }
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1.15rem; }
+[data-testid="stMetricValue"] { font-size: 4rem; line-height: 1.1; }
+[data-testid="stMetricValue"] div { font-size: 4rem; }
+[data-testid="stMetricLabel"] p { font-size: 1.6rem; }
+[data-testid="stMetricDelta"] div { font-size: 1.4rem; }
 h1 { font-size: 3rem !important; }
+h2, h3 { font-size: 2.1rem !important; }
+.stButton button, .stButton button p { font-size: 1.9rem; min-height: 4rem; padding: 0.4rem 2rem; }
+[data-testid="stSidebar"] label p { font-size: 1.3rem; }
+[data-testid="stSliderThumbValue"], [data-testid="stSliderTickBarMin"], [data-testid="stSliderTickBarMax"] {
+  font-size: 1.1rem; }
+[data-testid="stSlider"] { padding-top: 1.2rem; }
+[data-testid="stProgress"] p { font-size: 1.5rem; }
 </style>
 """
 
 
-def apply_presenter_style() -> None:
+def apply_style() -> None:
+    st.html(BASE_CSS)
     if st.session_state.get("presenter"):
         st.html(PRESENTER_CSS)
+
+
+def leave_guard(running: bool) -> None:
+    """While a run of this tab is going, the browser asks before the page is left or reloaded
+    (leaving ends the session, and with it the run)."""
+    js = ("window.onbeforeunload = (e) => { e.preventDefault(); e.returnValue = ''; return ''; };" if running
+          else "window.onbeforeunload = null;")
+    st.html(f"<script>{js}</script>", unsafe_allow_javascript=True)

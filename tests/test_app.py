@@ -78,7 +78,7 @@ def test_lab_renders_controls_card_and_counts():
     assert "finance news" in captions and "labels" in captions          # the data card
     assert "trainable parameters" in " ".join(strategy.proto.captions)
     assert at.sidebar.select_slider(key="cfg_size").options[0] == "16"
-    assert at.sidebar.button[0].label == "▶ Run"
+    assert at.button(key="run").label == "Run"
 
 
 def test_config_goes_into_the_url_and_back():
@@ -104,7 +104,7 @@ def test_out_of_range_value_is_a_message_and_run_is_disabled():
     at.number_input(key="cfg_lr").set_value(5.0).run()
     assert_no_exception(at)
     assert any("learning rate must be in (0, 1)" in e.value for e in at.error)
-    assert at.sidebar.button[0].disabled
+    assert at.button(key="run").disabled
 
 
 def test_presenter_mode_hides_advanced_controls():
@@ -165,7 +165,7 @@ def test_failure_messages_are_clear():
 def test_tiny_run_end_to_end_with_cards_and_plot():
     at = new_app(TINY_QUERY)
     wait_warm()
-    at.sidebar.button[0].click().run()
+    at.button(key="run").click().run()
     clicked = time.time()
     job = jobs_of(at)[0]
     while job.state == "queued":                 # the warm worker takes the job (latency measured in
@@ -191,7 +191,7 @@ def test_tiny_run_end_to_end_with_cards_and_plot():
 def test_page_switch_keeps_the_run_and_stop_ends_it():
     at = new_app({**TINY_QUERY, "strategy": "full", "size": "64", "epochs": "20"})
     wait_warm()
-    at.sidebar.button[0].click().run()
+    at.button(key="run").click().run()
     job = jobs_of(at)[0]
     deadline = time.time() + 60
     while job.progress.get("stage") != "training":
@@ -202,7 +202,7 @@ def test_page_switch_keeps_the_run_and_stop_ends_it():
     at.switch_page("pages/lab.py").run()
     assert not job.finished                               # the switch did not touch it
     assert at.get("progress"), "the running job is shown again after coming back"
-    stop = [b for b in at.button if b.label == "⏹ Stop"][0]
+    stop = [b for b in at.button if b.label == "Stop"][0]
     stop.click().run()
     clicked = time.time()
     manager().wait(job.id, timeout=30)
@@ -219,8 +219,8 @@ def test_two_sessions_run_one_after_the_other():
     first = new_app(TINY_QUERY)
     second = new_app({**TINY_QUERY, "seed": "1"})
     wait_warm()
-    first.sidebar.button[0].click().run()
-    second.sidebar.button[0].click().run()
+    first.button(key="run").click().run()
+    second.button(key="run").click().run()
     a, b = jobs_of(first)[0], jobs_of(second)[0]
     if not a.finished and b.state == "queued":
         second.run()
@@ -237,7 +237,7 @@ def test_two_sessions_run_one_after_the_other():
 def test_compare_page_table_plots_export_and_delete():
     at = new_app(TINY_QUERY)
     wait_warm()
-    at.sidebar.button[0].click().run()
+    at.button(key="run").click().run()
     finish(at)
     at.switch_page("pages/compare.py").run()
     assert_no_exception(at)
@@ -260,7 +260,7 @@ def test_compare_page_table_plots_export_and_delete():
 def test_hub_model_offline_is_a_clear_message():
     at = new_app({**TINY_QUERY, "model": "nobody/no-such-model"})
     wait_warm()
-    at.sidebar.button[0].click().run()
+    at.button(key="run").click().run()
     finish(at)
     assert_no_exception(at)
     assert any(e.value.startswith("**The model could not be loaded.**") for e in at.error)

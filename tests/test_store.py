@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from core.store import RunStore, to_csv, to_json
-from core.training import RunResult
+from core.result import RunResult
 
 GENERAL = {"score": 0.7, "score_refit": 0.72, "stderr": 0.01,
            "per_task": {"mr": {"fixed": 0.6, "refit": 0.65, "n_test": 50},

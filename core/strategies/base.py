@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from torch import nn
-
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
@@ -37,7 +35,7 @@ def decay_groups(named_params, lr: float, weight_decay: float) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
-def freeze(module: nn.Module) -> None:
+def freeze(module) -> None:
     for p in module.parameters():
         p.requires_grad_(False)
 

@@ -1,11 +1,12 @@
 """Full fine-tuning: every encoder weight learns, optionally with the bottom layers frozen and
 a learning rate that shrinks layer by layer towards the embeddings (Sun et al. 2019).
 """
-from ..models import encoder_layers
 from .base import COMMON, Strategy, decay_groups, freeze
 
 
 def adapt(model, cfg):
+    from ..models import encoder_layers   # torch: only when a run adapts a model
+
     layers = encoder_layers(model.encoder)
     n = len(layers)
     k = min(cfg.freeze_layers or 0, n)

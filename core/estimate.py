@@ -1,0 +1,224 @@
+"""How long a run takes: the work of each stage, priced at rates measured on this machine.
+
+    work = Work.of(cfg, n_train, n_val, n_test, mean_tokens, trains_encoder, cached_features)
+    seconds = predict(work, rates)          # {"loading": s, "tokenizing": s, "training": s, ...}
+
+A run's stages cost very different things: training pays a forward, a backward and an optimiser
+update per token; evaluation a forward per token; the general benchmark a forward per general
+sentence plus four probe fits. A fixed share of wall time per stage (what the app used before)
+is wrong by a factor of several as soon as the sizes change, so the time left is computed from
+the work instead. The rates come from the runs this machine has finished (every result records
+its work and its stage timings; `rates_from` reads them back), and before there are any, from
+the DEFAULT_RATES measured here. During a run the measured training speed corrects the rest.
+No torch here: the app estimates before it starts a worker.
+"""
+from __future__ import annotations
+
+import functools
+import statistics
+from dataclasses import asdict, dataclass, field
+
+STAGES = ("loading", "tokenizing", "training", "evaluating", "general")
+GENERAL_TASK_COUNT = 4          # core.benchmark.GENERAL_TASKS
+GENERAL_SETS_PER_TASK = 2       # a changed encoder encodes each task's probe-train and probe-test sentences
+
+
+@dataclass
+class Work:
+    """What one run computes, in the units its stages cost."""
+    strategy: str
+    step_tokens: int = 0         # tokens through optimiser steps, all epochs (0: only a head trains)
+    forward_tokens: int = 0      # tokens predicted in the training stage: validation each epoch, train
+                                 # accuracy; for frozen features, the features not yet cached
+    test_tokens: int = 0         # in-domain test tokens predicted
+    general_sentences: int = 0   # general sentences encoded (0: the encoder is unchanged, read from cache)
+    head_steps: int = 0          # optimiser steps of a head on frozen features (tiny, but not nothing)
+
+    @classmethod
+    def of(cls, strategy: str, trains_encoder: bool, *, train_tokens: int, val_tokens: int, test_tokens: int,
+           epochs: int, batch_size: int, n_train: int, general_size: int, uncached_tokens: int = 0) -> "Work":
+        """The work of a configuration from its token counts (exact in the worker, estimated before)."""
+        if trains_encoder:
+            return cls(strategy, step_tokens=train_tokens * epochs, forward_tokens=val_tokens * epochs + train_tokens,
+                       test_tokens=test_tokens,
+                       general_sentences=GENERAL_TASK_COUNT * GENERAL_SETS_PER_TASK * general_size)
+        steps = epochs * -(-n_train // max(1, batch_size))
+        return cls(strategy, forward_tokens=uncached_tokens, head_steps=steps)
+
+
+@dataclass
+class Rates:
+    """Seconds per unit of work on one device, and the stages' fixed costs."""
+    step: dict = field(default_factory=dict)     # strategy -> s per token of an optimiser step
+    forward: float = 0.0                         # s per token predicted
+    general: float = 0.0                         # s per general sentence (encoding and probe fits)
+    head_step: float = 0.0                       # s per optimiser step of a head on frozen features
+    fixed: dict = field(default_factory=dict)    # stage -> s that do not scale with the work
+    source: str = ""                             # where these came from, for the page to say
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Measured on this 2-core CPU (bf16 autocast, the lab's CPU kernels), from the stage timings and the
+# recorded work of the runs in docs/PERFORMANCE.md's "The app against the CLI" section (R8; full
+# fine-tuning, LoRA, BitFit and feature extraction at n=128-512): the fallback until this machine
+# has finished runs of its own.
+DEFAULT_RATES = Rates(
+    step={"full": 1.60e-4, "lora": 1.30e-4, "bitfit": 1.15e-4},
+    forward=3.6e-5,
+    general=2.3e-3,
+    head_step=1.5e-3,
+    fixed={"loading": 0.7, "tokenizing": 0.3, "training": 0.3, "evaluating": 0.1, "general": 0.4},
+    source="rates measured on the reference 2-core CPU",
+)
+
+
+def predict(work: Work, rates: Rates = DEFAULT_RATES) -> dict:
+    """Seconds per stage for `work` at `rates`."""
+    step = rates.step.get(work.strategy) or max(rates.step.values(), default=DEFAULT_RATES.step["full"])
+    f = rates.fixed
+    return {
+        "loading": f.get("loading", 0.0),
+        "tokenizing": f.get("tokenizing", 0.0),
+        "training": f.get("training", 0.0) + work.step_tokens * step + work.forward_tokens * rates.forward
+        + work.head_steps * rates.head_step,
+        "evaluating": f.get("evaluating", 0.0) + work.test_tokens * rates.forward,
+        "general": f.get("general", 0.0) + work.general_sentences * rates.general,
+    }
+
+
+def rates_from(results, device: str = "cpu", limit: int = 20) -> Rates:
+    """Rates read back from finished runs on `device` (newest first; median of each rate), falling
+    back to DEFAULT_RATES for whatever they do not measure."""
+    step: dict[str, list] = {}
+    forward, general, head = [], [], []
+    used = 0
+    for r in results:
+        work, t = getattr(r, "work", None) or {}, r.timings or {}
+        if not work or getattr(r, "cached", False) or not str(r.device).startswith(device):
+            continue
+        used += 1
+        fixed = DEFAULT_RATES.fixed
+        fwd = None
+        if work.get("test_tokens"):
+            fwd = max(0.0, t.get("evaluating", 0.0) - fixed["evaluating"]) / work["test_tokens"]
+            forward.append(fwd)
+        fwd = fwd if fwd is not None else DEFAULT_RATES.forward
+        if work.get("step_tokens"):
+            rest = t.get("training", 0.0) - fixed["training"] - fwd * work.get("forward_tokens", 0)
+            step.setdefault(work["strategy"], []).append(max(0.0, rest) / work["step_tokens"])
+        elif work.get("head_steps") and not work.get("forward_tokens"):
+            head.append(max(0.0, t.get("training", 0.0) - fixed["training"]) / work["head_steps"])
+        if work.get("general_sentences"):
+            general.append(max(0.0, t.get("general", 0.0) - fixed["general"]) / work["general_sentences"])
+        if used >= limit:
+            break
+    if not used:
+        return DEFAULT_RATES
+    med = statistics.median
+    return Rates(
+        step={**DEFAULT_RATES.step, **{k: med(v) for k, v in step.items()}},
+        forward=med(forward) if forward else DEFAULT_RATES.forward,
+        general=med(general) if general else DEFAULT_RATES.general,
+        head_step=med(head) if head else DEFAULT_RATES.head_step,
+        fixed=dict(DEFAULT_RATES.fixed),
+        source=f"rates from the last {used} run(s) on this machine",
+    )
+
+
+class Clock:
+    """The whole run's time left, as it goes: the stage plan, corrected by how fast training really is.
+
+    `plan` is predict()'s seconds per stage. While training, the measured share of its steps done
+    gives the real speed; the ratio of real to planned training time then scales the later stages
+    too (a busy or slower machine is slower at everything). Within a later stage, time passes
+    against that stage's corrected plan, so the estimate keeps moving even between progress events.
+    """
+
+    def __init__(self, plan: dict):
+        self.plan = dict(plan)
+        self.speed = 1.0             # real / planned seconds, from training once it has run a while
+
+    def observe_training(self, seconds_in_stage: float, fraction_done: float) -> None:
+        planned = self.plan.get("training", 0.0)
+        if fraction_done >= 0.05 and planned > 0:
+            self.speed = min(10.0, max(0.1, (seconds_in_stage / fraction_done) / planned))
+
+    def left(self, stage: str, seconds_in_stage: float, fraction_done: float | None = None) -> float:
+        """Seconds left in the whole run while in `stage`."""
+        at = STAGES.index(stage)
+        if stage == "training" and fraction_done and fraction_done >= 0.05:
+            current = seconds_in_stage / fraction_done - seconds_in_stage
+        else:
+            current = max(0.0, self.plan.get(stage, 0.0) * self.speed - seconds_in_stage)
+        return current + sum(self.plan.get(s, 0.0) * self.speed for s in STAGES[at + 1:])
+
+    def total(self, elapsed: float, stage: str, seconds_in_stage: float, fraction_done: float | None = None) -> float:
+        return elapsed + self.left(stage, seconds_in_stage, fraction_done)
+
+
+def describe_accuracy(predicted: float | None, actual: float) -> str:
+    """'estimated 41 s when training started: 7 % under' (for the result card)."""
+    if not predicted or actual <= 0:
+        return ""
+    off = (predicted - actual) / actual
+    side = "over" if off > 0 else "under"
+    return f"estimated {predicted:.0f} s when training started ({abs(100 * off):.0f} % {side})"
+
+
+# ---------------------------------------------------------------------------- before a run starts
+
+
+def mean_tokens(model: str, sample: tuple, max_length: int) -> float:
+    """Mean tokens per text of `sample` under the model's own fast tokenizer (capped at max_length,
+    plus the two special tokens); a model without a tokenizer.json here: about four characters a token."""
+    return _mean_tokens(model, sample, max_length) if sample else float(max_length)
+
+
+def _tokenizer_file(model: str):
+    from pathlib import Path
+
+    from .model_registry import model_path
+
+    try:
+        path = Path(model_path(model)) / "tokenizer.json"
+    except Exception:        # noqa: BLE001 - a missing model package: the run itself will say so
+        return None
+    return path if path.exists() else None
+
+
+def _mean_tokens_uncached(model: str, sample: tuple, max_length: int) -> float:
+    path = _tokenizer_file(model)
+    if path is None:
+        return float(min(max_length, statistics.fmean(len(t) / 4 + 2 for t in sample)))
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()
+    tok.enable_truncation(max_length)
+    return float(statistics.fmean(len(e.ids) for e in tok.encode_batch(list(sample))))
+
+
+_mean_tokens = functools.lru_cache(maxsize=64)(_mean_tokens_uncached)
+
+
+def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES) -> float | None:
+    """Seconds a configuration will take here, before it runs: `info` holds the task's sizes and a
+    sample of its texts (n_train, n_val, n_test, sample). None when the config cannot run."""
+    from .errors import ConfigError
+    from .strategies import get_strategy
+
+    try:
+        cfg = cfg.resolved()
+    except ConfigError:
+        return None
+    strategy = get_strategy(cfg.strategy)
+    mean = mean_tokens(cfg.model, tuple(info.get("sample") or ()), cfg.max_length)
+    n_train = min(cfg.size or info["n_train"], info["n_train"])
+    n_test = min(cfg.eval_size or info["n_test"], info["n_test"])
+    work = Work.of(strategy.name, strategy.trains_encoder, train_tokens=int(n_train * mean),
+                   val_tokens=int(info["n_val"] * mean), test_tokens=int(n_test * mean), epochs=cfg.epochs,
+                   batch_size=cfg.batch_size, n_train=n_train, general_size=cfg.general_size,
+                   uncached_tokens=int((n_train + info["n_val"] + n_test) * mean))   # at most: a cold cache
+    return float(sum(predict(work, rates).values()))

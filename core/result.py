@@ -1,0 +1,81 @@
+"""RunResult: everything one run measured, as plain values (stored as JSON, sent between processes).
+
+Its own module, free of torch, so the run store, the presets and the app read results without
+importing the training code.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class RunResult:
+    key: str
+    config: dict
+    task: str
+    strategy: str
+    size: int
+    seed: int
+    in_domain_acc: float
+    in_domain_f1: float
+    train_acc: float
+    general: dict                 # score, score_refit, stderr, per_task
+    pretrained_general: dict
+    curves: list                  # per epoch: epoch, train_loss, train_acc, val_acc
+    timings: dict                 # seconds per stage, and total
+    device: str
+    precision: str
+    trainable_params: int
+    total_params: int
+    n_eval: int
+    majority_acc: float           # accuracy of always predicting the commonest training label
+    predicted_classes: int        # distinct labels the model predicts on the test subset
+    warnings: list = field(default_factory=list)
+    versions: dict = field(default_factory=dict)
+    padding_fraction: float = 0.0
+    train_tokens: int = 0
+    created_at: float = 0.0
+    cached: bool = False
+    work: dict = field(default_factory=dict)      # what each stage computed (core.estimate.Work)
+    estimate: dict = field(default_factory=dict)  # the time-left estimate against the real time
+
+    @property
+    def overfit_gap(self) -> float:
+        return self.train_acc - self.in_domain_acc
+
+    @property
+    def general_delta(self) -> float:
+        return self.general["score"] - self.pretrained_general["score"]
+
+    @property
+    def general_delta_refit(self) -> float:
+        return self.general["score_refit"] - self.pretrained_general["score_refit"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunResult":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def summary(self) -> dict:
+        """The flat row shown in tables and exported to CSV."""
+        c = self.config
+        row = {
+            "key": self.key, "task": self.task, "strategy": self.strategy, "size": self.size, "seed": self.seed,
+            "lr": c.get("lr"), "head_lr": c.get("head_lr"), "epochs": c.get("epochs"),
+            "batch_size": c.get("batch_size"), "max_length": c.get("max_length"),
+            "freeze_layers": c.get("freeze_layers"), "layer_lr_decay": c.get("layer_lr_decay"),
+            "lora_r": c.get("lora_r"), "feature_layer": c.get("feature_layer"), "model": c.get("model"),
+            "in_domain_acc": self.in_domain_acc, "in_domain_f1": self.in_domain_f1, "train_acc": self.train_acc,
+            "overfit_gap": self.overfit_gap, "general": self.general["score"],
+            "general_refit": self.general["score_refit"], "general_delta": self.general_delta,
+            "general_delta_refit": self.general_delta_refit, "general_stderr": self.general["stderr"],
+            "trainable_params": self.trainable_params, "time_s": self.timings.get("total"),
+            "device": self.device, "created_at": self.created_at,
+        }
+        for name, v in self.general["per_task"].items():
+            row[f"general_{name}"] = v["fixed"]
+            row[f"general_{name}_refit"] = v["refit"]
+        return row

@@ -1,0 +1,262 @@
+"""What a user clicking in the app gets, against the same run from the CLI: `make bench-app`.
+
+    python tests/app_speed.py [--root DIR] [--label NAME] [--repeats 2] [--json-out FILE]
+
+Drives the real app (`streamlit run app.py` as `make run` starts it, from --root, default this
+checkout) in Debian's headless chromium and measures, on one configuration:
+
+- the first page: seconds from opening the first session after the server started to the Run
+  button, and to the first plot; then the same for a second session;
+- the server's CPU use with one tab open and no run going (psutil, the server process only);
+- the run: seconds from the click on Run to its result on screen, with the tab open and watching,
+  and the server's CPU during it; and the same configuration from the CLI (`python -m core run
+  ... --no-store`): the process's wall time and the engine's own total;
+- beside one busy process (a Python busy loop): the CLI run again, and the app's run;
+- the worker's OpenMP threading (wait policy, spin count, threads), alone and beside the busy
+  process, as CLI runs with each setting in the environment.
+
+Every figure lands in --json-out (default tests/artifacts/app_speed_<label>.json); the summary is
+printed. Not a test: pytest does not collect it. Run it on a quiet machine; it says the load average.
+Point --root at an older checkout (git worktree add /tmp/before <commit>) to measure "before".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+# The configuration of the measurement: a full fine-tuning run of about 15 s from the CLI here.
+CONFIG = {"task": "r8", "size": 128, "strategy": "full", "epochs": 2, "eval_size": 500, "general_size": 200}
+BUSY_LOOP = "while True: pass"
+THREADING = {          # name -> environment for the training process
+    "default (libgomp spins, then sleeps)": {},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "GOMP_SPINCOUNT=10000 (spin briefly)": {"GOMP_SPINCOUNT": "10000"},
+    "one thread": {"OMP_NUM_THREADS": "1"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_flags(seed: int) -> list[str]:
+    flags = []
+    for name, value in {**CONFIG, "seed": seed}.items():
+        flags += ["--" + name.replace("_", "-"), str(value)]
+    return flags
+
+
+def query(seed: int) -> str:
+    return "&".join(f"{k}={v}" for k, v in {**CONFIG, "seed": seed}.items() if k != "task")
+
+
+def cli_run(root: Path, home: str, seed: int, extra_env: dict | None = None) -> dict:
+    """One CLI run in a fresh process: its wall time and the engine's own total."""
+    env = {**os.environ, "FTLAB_HOME": home, "HF_HUB_OFFLINE": "1", **(extra_env or {})}
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "core", "run", *cli_flags(seed), "--no-store", "--json"],
+                         cwd=root, env=env, capture_output=True, text=True, check=True).stdout
+    wall = time.perf_counter() - t
+    result = json.loads(out)
+    return {"wall_s": round(wall, 2), "engine_total_s": round(result["timings"]["total"], 2),
+            "timings": {k: round(v, 2) for k, v in result["timings"].items()},
+            "in_domain_acc": result["in_domain_acc"]}
+
+
+class Busy:
+    """One process that keeps a core busy, as another program on the machine would."""
+
+    def __enter__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+        time.sleep(1)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Server:
+    """`streamlit run app.py` from the checkout, as `make run` starts it (its .streamlit/config.toml
+    applies); only the port and the lab's data folder are set here."""
+
+    def __init__(self, root: Path, home: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "FTLAB_HOME": home, "HF_HUB_OFFLINE": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless",
+                                      "true", "--server.port", str(self.port)],
+                                     cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("streamlit did not start")
+            time.sleep(0.2)
+        import psutil
+
+        self.ps = psutil.Process(self.proc.pid)
+
+    def cpu_s(self) -> float:
+        t = self.ps.cpu_times()
+        return t.user + t.system          # the server alone: not the worker (a child) nor the browser
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+RUN_BUTTON = re.compile(r"Run$")
+
+
+def open_lab(browser, url: str, viewport=(1280, 800)):
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    t = time.perf_counter()
+    page.goto(url)
+    page.get_by_role("button", name=RUN_BUTTON).first.wait_for(timeout=120_000)
+    to_button = time.perf_counter() - t
+    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    to_plot = time.perf_counter() - t
+    return page, round(to_button, 2), round(to_plot, 2)
+
+
+def wait_warm(page, url: str, timeout=180.0):
+    deadline = time.time() + timeout
+    while page.get_by_text("warming up").count():
+        if time.time() > deadline:
+            raise RuntimeError("the worker never became ready")
+        time.sleep(2)
+        page.goto(url)
+        page.get_by_role("button", name=RUN_BUTTON).first.wait_for(timeout=60_000)
+
+
+def app_run(page, server: Server, seed: int) -> dict:
+    """Click Run on a page opened at this seed's link; seconds to its result on screen."""
+    page.wait_for_timeout(1500)
+    cpu0 = server.cpu_s()
+    t = time.perf_counter()
+    page.get_by_role("button", name=RUN_BUTTON).first.click()
+    page.get_by_text(re.compile(rf"Result: full.*seed {seed}\b")).first.wait_for(timeout=900_000)
+    wall = time.perf_counter() - t
+    cpu = server.cpu_s() - cpu0
+    return {"click_to_result_s": round(wall, 2), "server_cpu_s": round(cpu, 2),
+            "server_cpu_share": round(cpu / wall, 3)}
+
+
+def idle_cpu(server: Server, seconds=20.0) -> float:
+    cpu0, t = server.cpu_s(), time.perf_counter()
+    time.sleep(seconds)
+    return round((server.cpu_s() - cpu0) / (time.perf_counter() - t), 3)
+
+
+def median(xs):
+    return round(statistics.median(xs), 2)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=HERE, help="the checkout whose app and CLI are measured")
+    ap.add_argument("--label", default="current")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--skip-threading", action="store_true")
+    args = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    root = args.root.resolve()
+    home = tempfile.mkdtemp(prefix="ftlab-appspeed-")
+    out = {"label": args.label, "root": str(root), "config": CONFIG, "load_start": os.getloadavg(),
+           "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                    text=True).stdout.strip(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    t_all = time.perf_counter()
+    print("warming the caches (probes, features) with one CLI run ...", flush=True)
+    cli_run(root, home, seed=100)
+    seeds = list(range(1, args.repeats + 1))
+    out["cli"] = [cli_run(root, home, s) for s in seeds]
+    print("cli:", out["cli"], flush=True)
+
+    server = Server(root, home)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page, button, plot = open_lab(browser, f"{server.url}/?{query(seeds[0])}")
+            second, button2, plot2 = open_lab(browser, f"{server.url}/?{query(seeds[0])}")
+            second.close()
+            out["first_page"] = {"first_session_to_run_button_s": button, "first_session_to_plot_s": plot,
+                                 "second_session_to_run_button_s": button2, "second_session_to_plot_s": plot2}
+            print("first page:", out["first_page"], flush=True)
+            wait_warm(page, f"{server.url}/?{query(seeds[0])}")
+            out["server_cpu_idle_one_tab"] = idle_cpu(server)
+            print("server CPU, one tab, no run:", out["server_cpu_idle_one_tab"], flush=True)
+            runs = []
+            for seed in seeds:
+                page.goto(f"{server.url}/?{query(seed)}")
+                wait_warm(page, f"{server.url}/?{query(seed)}")
+                runs.append(app_run(page, server, seed))
+                print("app:", runs[-1], flush=True)
+            out["app"] = runs
+            with Busy():
+                out["cli_busy"] = cli_run(root, home, seed=50)
+                print("cli beside a busy process:", out["cli_busy"], flush=True)
+                page.goto(f"{server.url}/?{query(51)}")
+                wait_warm(page, f"{server.url}/?{query(51)}")
+                out["app_busy"] = app_run(page, server, 51)
+                print("app beside a busy process:", out["app_busy"], flush=True)
+            browser.close()
+    finally:
+        server.close()
+
+    if not args.skip_threading:
+        threading = {}
+        for name, env in THREADING.items():
+            alone = cli_run(root, home, 60, env)
+            with Busy():
+                busy = cli_run(root, home, 61, env)
+            threading[name] = {"alone_s": alone["engine_total_s"], "busy_s": busy["engine_total_s"],
+                               "slowdown": round(busy["engine_total_s"] / alone["engine_total_s"], 2)}
+            print("threading:", name, threading[name], flush=True)
+        out["threading"] = threading
+
+    cli_wall = median([r["wall_s"] for r in out["cli"]])
+    cli_engine = median([r["engine_total_s"] for r in out["cli"]])
+    app = median([r["click_to_result_s"] for r in out["app"]])
+    out["summary"] = {
+        "cli_wall_s": cli_wall, "cli_engine_s": cli_engine, "app_click_to_result_s": app,
+        "app_over_cli_wall": round(app / cli_wall, 2), "app_over_cli_engine": round(app / cli_engine, 2),
+        "cli_busy_over_alone": round(out["cli_busy"]["engine_total_s"] / cli_engine, 2),
+        "app_busy_over_alone": round(out["app_busy"]["click_to_result_s"] / app, 2),
+        "server_cpu_share_during_run": median([r["server_cpu_share"] for r in out["app"]]),
+    }
+    out["load_end"] = os.getloadavg()
+    out["minutes"] = round((time.perf_counter() - t_all) / 60, 1)
+    path = args.json_out or HERE / "tests" / "artifacts" / f"app_speed_{args.label}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(json.dumps(out["summary"], indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

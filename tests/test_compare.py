@@ -1,0 +1,165 @@
+"""The Compare page on stored preset runs, no training: the readable table, the per-task change
+plot and the offline HTML downloads. conftest.py points FTLAB_HOME at a temporary folder before
+anything here is imported; the fixture below empties that shared store for this module and puts
+back what was there afterwards (tests/test_app.py's runs), so neither module sees the other's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+PRESET = ROOT / "assets" / "presets" / "r8.json"
+DEFAULT_LABELS = ["Task", "Strategy", "Train size", "Seed", "In-domain acc.", "General (fixed)", "Δ general",
+                  "Δ general (refit)"]
+
+
+def preset_runs():
+    from core.training import RunResult
+
+    return [RunResult.from_dict(d) for d in json.loads(PRESET.read_text())["runs"]]
+
+
+@pytest.fixture(scope="module")
+def stored():
+    """Five R8 runs at n=256: full x 3 seeds (a mean with an sd), LoRA and feature extraction x 1."""
+    from core.store import RunStore
+
+    store = RunStore()
+    before = store.list()
+    store.delete([r.key for r in before])
+    picks = {("full", 0), ("full", 1), ("full", 2), ("lora", 0), ("feature-extraction", 0)}
+    runs = [r for r in preset_runs() if r.size == 256 and (r.strategy, r.seed) in picks]
+    assert len(runs) == 5
+    for r in runs:
+        store.put(r)
+    yield runs
+    store.delete([r.key for r in runs])
+    for r in before:
+        store.put(r)
+
+
+def compare_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def columns(at: AppTest) -> tuple[list[str], dict]:
+    """(shown column names, their column config as the frontend gets it)."""
+    table = at.dataframe[0]
+    return list(table.value.columns), json.loads(table.proto.columns)
+
+
+def change(run, task: str, probe: str) -> float:
+    return 100 * (run.general["per_task"][task][probe] - run.pretrained_general["per_task"][task][probe])
+
+
+# ---------------------------------------------------------------------------- the page
+
+
+def test_table_labels_percentages_and_more_columns(stored):
+    at = compare_page()
+    names, config = columns(at)
+    assert [config[c]["label"] for c in names] == DEFAULT_LABELS       # fewer columns: fits 1280 px
+    assert all(config[c].get("help") for c in names)
+    assert config["in_domain_acc"]["type_config"]["format"] == "%.1f %%"
+    assert config["general_delta"]["type_config"]["format"] == "%+.1f pts"
+    value = at.dataframe[0].value
+    assert sorted(value["in_domain_acc"]) == pytest.approx(sorted(100 * r.in_domain_acc for r in stored))
+    assert sorted(value["general_delta"]) == pytest.approx(sorted(100 * r.general_delta for r in stored))
+
+    at.multiselect(key="cmp_columns").select("train_acc").select("key").run()
+    names, config = columns(at)
+    assert names == ["task", "strategy", "size", "seed", "in_domain_acc", "train_acc", "general",
+                     "general_delta", "general_delta_refit", "key"]                  # display order kept
+    assert config["train_acc"]["label"] == "Train acc." and config["key"]["label"] == "Key"
+    value = at.dataframe[0].value
+    assert sorted(value["train_acc"]) == pytest.approx(sorted(100 * r.train_acc for r in stored))
+    assert set(value["key"]) == {r.key for r in stored}
+
+
+def test_breakdown_plot_shows_changes_in_points(stored):
+    at = compare_page()
+    spec = json.loads(at.get("plotly_chart")[2].proto.spec)
+    traces = {t["name"]: t for t in spec["data"]}
+    assert "pre-trained" not in traces                     # no absolute bars any more
+    lora = next(r for r in stored if r.strategy == "lora")
+    tasks = list(lora.general["per_task"])
+    for probe in ("fixed", "refit"):
+        bars = traces[f"lora ({probe})"]
+        assert bars["x"] == tasks
+        assert bars["y"] == pytest.approx([change(lora, t, probe) for t in tasks], abs=1e-9)
+    full = [r for r in stored if r.strategy == "full"]
+    bars = traces["full (fixed)"]
+    assert bars["y"] == pytest.approx([statistics.fmean(change(r, t, "fixed") for r in full) for t in tasks],
+                                      abs=1e-9)
+    assert bars["error_y"]["array"] == pytest.approx(
+        [statistics.stdev(change(r, t, "fixed") for r in full) for t in tasks], abs=1e-9)
+    low, high = spec["layout"]["yaxis"]["range"]
+    ys = [y for t in spec["data"] for y in t["y"]]
+    assert low < min(ys) <= 0 <= max(ys) < high < 5        # scaled to changes of a few points
+
+
+def test_plot_downloads_are_deferred_and_self_contained(stored, monkeypatch):
+    from plotly.offline import get_plotlyjs
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    deferred = {}
+    register = MediaFileManager.add_deferred
+
+    def recording(self, data_callable, *args, **kwargs):
+        file_id = register(self, data_callable, *args, **kwargs)
+        deferred[file_id] = data_callable
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", recording)
+    at = compare_page()
+    buttons = {b.key: b for b in at.get("download_button")}
+    assert set(buttons) == {"dl_cmp_tradeoff", "dl_cmp_size", "dl_cmp_general", "dl_csv", "dl_json"}
+    for key in ("dl_cmp_tradeoff", "dl_cmp_size", "dl_cmp_general"):
+        assert buttons[key].proto.deferred_file_id in deferred        # built on a click, not every rerun
+    html = deferred[buttons["dl_cmp_general"].proto.deferred_file_id]()
+    assert 'src="https://cdn.plot.ly' not in html                      # the old include_plotlyjs="cdn"
+    assert get_plotlyjs() in html                                     # the whole bundle: opens offline
+    assert "lora (refit)" in html
+
+
+# ---------------------------------------------------------------------------- the figure alone
+
+
+def test_general_breakdown_figure_is_change_against_pretrained():
+    from core import plots
+
+    base = next(r for r in preset_runs() if r.strategy == "full")
+    pre = base.pretrained_general["per_task"]
+
+    def dropped(seed, fixed, refit):
+        per_task = {t: {**v, "fixed": v["fixed"] - fixed, "refit": v["refit"] - refit} for t, v in pre.items()}
+        return dataclasses.replace(base, seed=seed, general={**base.general, "per_task": per_task})
+
+    runs = [dropped(0, 0.01, 0.004), dropped(1, 0.02, 0.006),
+            dataclasses.replace(dropped(0, 0.03, 0.0), strategy="lora")]
+    fig = plots.general_breakdown_figure(runs)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"full (fixed)", "full (refit)", "lora (fixed)", "lora (refit)"}
+    n = len(pre)
+    assert list(traces["full (fixed)"].y) == pytest.approx([-1.5] * n, abs=1e-9)
+    assert list(traces["full (fixed)"].error_y.array) == pytest.approx([statistics.stdev([-1, -2])] * n)
+    assert list(traces["full (refit)"].y) == pytest.approx([-0.5] * n, abs=1e-9)
+    assert traces["full (refit)"].marker.pattern.shape == "/" and not traces["full (fixed)"].marker.pattern.shape
+    assert traces["full (fixed)"].marker.color == plots.colour("full")
+    assert traces["lora (fixed)"].marker.color == plots.colour("lora")
+    assert not traces["lora (fixed)"].error_y.visible                 # one run: no spread to show
+    low, high = fig.layout.yaxis.range
+    assert -5 < low < -3.0 and 0 < high < 1                # all changes negative, yet 0 is not the edge
+    assert fig.layout.yaxis.zeroline
+    assert "change" in fig.layout.title.text and "points" in fig.layout.yaxis.title.text
+    assert plots.general_breakdown_figure([]).data == ()
