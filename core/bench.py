@@ -49,6 +49,26 @@ RSS_LIMIT_GB = 2.5
 ROOT = Path(__file__).resolve().parent.parent
 
 
+KEPT_BEGIN, KEPT_END = "<!-- kept:", "<!-- /kept -->"
+
+
+def kept_sections(path: Path) -> str:
+    """Sections other scripts write into the same document (between `<!-- kept:NAME -->` and
+    `<!-- /kept -->`, e.g. tests/app_speed.py's): carried over when the bench rewrites the file."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    out, at = [], 0
+    while (start := text.find(KEPT_BEGIN, at)) >= 0:
+        end = text.find(KEPT_END, start)
+        if end < 0:
+            break
+        out.append(text[start:end + len(KEPT_END)])
+        at = end + len(KEPT_END)
+    return "".join("\n" + section + "\n" for section in out)
+
+
 def _log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -1403,7 +1423,7 @@ def main(args) -> dict:
             "stage_s": stage_s, "bench_s": time.perf_counter() - t_bench,
         }
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(render(ctx) + "\n")
+        out_path.write_text(render(ctx) + "\n" + kept_sections(out_path))
         _log(f"wrote {out_path} ({ctx['bench_s'] / 60:.1f} min)")
         print(console_summary(ctx))
         return ctx

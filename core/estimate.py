@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 STAGES = ("loading", "tokenizing", "training", "evaluating", "general")
 GENERAL_TASK_COUNT = 4          # core.benchmark.GENERAL_TASKS
-GENERAL_SETS_PER_TASK = 2       # a changed encoder encodes each task's probe-train and probe-test sentences
+GENERAL_SETS_PER_TASK = 2
+LONG_RUN_S = 180                # longer than a few minutes: the app asks before it starts such a run       # a changed encoder encodes each task's probe-train and probe-test sentences
 
 
 @dataclass
@@ -60,16 +61,17 @@ class Rates:
         return asdict(self)
 
 
-# Measured on this 2-core CPU (bf16 autocast, the lab's CPU kernels), from the stage timings and the
-# recorded work of the runs in docs/PERFORMANCE.md's "The app against the CLI" section (R8; full
-# fine-tuning, LoRA, BitFit and feature extraction at n=128-512): the fallback until this machine
-# has finished runs of its own.
+# Measured on this 2-core CPU (bf16 autocast, the lab's CPU kernels, two threads): `rates_from` over
+# seven CLI runs on R8 (feature extraction at n=256 cold and warm and n=512, full fine-tuning at
+# n=256 and n=128, LoRA at n=256, BitFit at n=128; 2026-12-01). The general stage's fixed part is
+# loading its four tasks in a fresh worker and fitting the probes (two runs at 1,000 and 200
+# sentences per task put it at about 3.3 s). The fallback until this machine has runs of its own.
 DEFAULT_RATES = Rates(
-    step={"full": 1.60e-4, "lora": 1.30e-4, "bitfit": 1.15e-4},
-    forward=3.6e-5,
-    general=2.3e-3,
-    head_step=1.5e-3,
-    fixed={"loading": 0.7, "tokenizing": 0.3, "training": 0.3, "evaluating": 0.1, "general": 0.4},
+    step={"full": 3.4e-4, "lora": 2.6e-4, "bitfit": 2.6e-4},
+    forward=8.6e-5,
+    general=1.6e-3,
+    head_step=5e-4,
+    fixed={"loading": 1.0, "tokenizing": 0.5, "training": 0.3, "evaluating": 0.2, "general": 3.3},
     source="rates measured on the reference 2-core CPU",
 )
 
@@ -105,11 +107,11 @@ def rates_from(results, device: str = "cpu", limit: int = 20) -> Rates:
             fwd = max(0.0, t.get("evaluating", 0.0) - fixed["evaluating"]) / work["test_tokens"]
             forward.append(fwd)
         fwd = fwd if fwd is not None else DEFAULT_RATES.forward
+        rest = t.get("training", 0.0) - fixed["training"] - fwd * work.get("forward_tokens", 0)
         if work.get("step_tokens"):
-            rest = t.get("training", 0.0) - fixed["training"] - fwd * work.get("forward_tokens", 0)
             step.setdefault(work["strategy"], []).append(max(0.0, rest) / work["step_tokens"])
-        elif work.get("head_steps") and not work.get("forward_tokens"):
-            head.append(max(0.0, t.get("training", 0.0) - fixed["training"]) / work["head_steps"])
+        elif work.get("head_steps"):
+            head.append(max(0.0, rest) / work["head_steps"])
         if work.get("general_sentences"):
             general.append(max(0.0, t.get("general", 0.0) - fixed["general"]) / work["general_sentences"])
         if used >= limit:
@@ -136,19 +138,22 @@ class Clock:
     against that stage's corrected plan, so the estimate keeps moving even between progress events.
     """
 
-    def __init__(self, plan: dict):
+    def __init__(self, plan: dict, steps_measure_training: bool = True):
         self.plan = dict(plan)
         self.speed = 1.0             # real / planned seconds, from training once it has run a while
+        # False for a head on frozen features: its training stage is mostly computing the features
+        # before the first step, so the share of steps done says nothing about the time.
+        self.by_steps = steps_measure_training
 
     def observe_training(self, seconds_in_stage: float, fraction_done: float) -> None:
         planned = self.plan.get("training", 0.0)
-        if fraction_done >= 0.05 and planned > 0:
+        if self.by_steps and fraction_done >= 0.05 and planned > 0:
             self.speed = min(10.0, max(0.1, (seconds_in_stage / fraction_done) / planned))
 
     def left(self, stage: str, seconds_in_stage: float, fraction_done: float | None = None) -> float:
         """Seconds left in the whole run while in `stage`."""
         at = STAGES.index(stage)
-        if stage == "training" and fraction_done and fraction_done >= 0.05:
+        if stage == "training" and self.by_steps and fraction_done and fraction_done >= 0.05:
             current = seconds_in_stage / fraction_done - seconds_in_stage
         else:
             current = max(0.0, self.plan.get(stage, 0.0) * self.speed - seconds_in_stage)

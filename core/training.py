@@ -66,9 +66,10 @@ class _Reporter:
         self.clock: Clock | None = None
         self.stage, self.stage_start, self.state = "loading", self.t0, (0.0, 1.0, "")
         self.estimate: dict = {}     # predicted totals at milestones, compared with the real one at the end
+        self.fraction = 0.0
 
-    def plan(self, seconds: dict, source: str) -> None:
-        self.clock = Clock(seconds)
+    def plan(self, seconds: dict, source: str, steps_measure_training: bool) -> None:
+        self.clock = Clock(seconds, steps_measure_training)
         self.estimate = {"before_training_s": round(time.perf_counter() - self.t0 + sum(
             seconds[s] for s in STAGES[STAGES.index("training"):]), 2), "rates": source}
 
@@ -86,14 +87,18 @@ class _Reporter:
         if self.clock is not None:
             if stage == "training":
                 self.clock.observe_training(in_stage, within)
-                if within >= 0.1 and "early_training_s" not in self.estimate:
+                if (within >= 0.1 or not self.clock.by_steps) and "early_training_s" not in self.estimate \
+                        and in_stage >= 0.1 * self.clock.plan.get("training", 0.0):
                     self.estimate["early_training_s"] = round(self.clock.total(elapsed, stage, in_stage, within), 2)
             left = self.clock.left(stage, in_stage, within if stage == "training" else None)
-        if left is not None:
+        if stage == STAGES[-1] and within >= 1:
+            left, fraction = 0.0, 1.0
+        elif left is not None:
             fraction = elapsed / (elapsed + left) if elapsed + left > 0 else 1.0
         else:   # loading and tokenizing, before the work is known: a small share, by stage
             fraction = 0.02 * (STAGES.index(stage) + within)
-        self.on_progress({"stage": stage, "done": done, "total": total, "fraction": min(1.0, fraction),
+        self.fraction = max(self.fraction, min(1.0, fraction))   # a progress bar never goes back
+        self.on_progress({"stage": stage, "done": done, "total": total, "fraction": self.fraction,
                           "message": message, "elapsed_s": elapsed, "eta_s": left, "curves": list(self.curves)})
 
     def tick(self) -> None:
@@ -286,7 +291,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     work = _work(cfg, strategy, task, tok_train, tok_val, tok_test, train_idx, test_idx, model_id, device, dtype,
                  benchmark)
     rates = rates_from(store.list() if store is not None else [], device.type)
-    report.plan(predict_stages(work, rates), rates.source)
+    report.plan(predict_stages(work, rates), rates.source, strategy.trains_encoder)
 
     t = time.perf_counter()
     report("training", 0, steps, "starting", force=True)

@@ -21,7 +21,8 @@ bind = ui.bind
 
 
 def number(name: str, label: str, step, fmt: str, hint: str, **kw):
-    return st.number_input(label, step=step, format=fmt, placeholder=hint, **bind(name), **kw)
+    # value=None: the box may be emptied (it then means the default); its value comes from lab_cfg via bind
+    return st.number_input(label, value=None, step=step, format=fmt, placeholder=hint, **bind(name), **kw)
 
 
 st.title("Fine-tuning lab")
@@ -172,8 +173,8 @@ def describe(job) -> str:
     knobs = [f"{k} {getattr(c, k):g}" if isinstance(getattr(c, k), float) else f"{k} {getattr(c, k)}"
              for k in ("lr", "epochs", "freeze_layers", "lora_r") if getattr(c, k, None) not in (None, 0)]
     size = "all" if c.size is None else f"{c.size:,}"
-    return f"**{STRATEGIES[c.strategy].title}** on {ui.TASKS[c.task].title} · n={size} · seed {c.seed} · " + \
-        " · ".join(knobs)
+    task = ui.TASKS[c.task].title if c.task in ui.TASKS else c.task
+    return f"**{STRATEGIES[c.strategy].title}** on {task} · n={size} · seed {c.seed} · " + " · ".join(knobs)
 
 
 def live_curves(job):
@@ -200,9 +201,10 @@ def job_panel():
     with st.container(border=True):
         if job.state == "queued":
             wait = manager.wait_estimate(job.id)
-            other = manager.running_owner()
-            who = ("another session's run is training" if other and other != ui.session_owner()
-                   else "your earlier run is training" if other else "the worker is starting")
+            other = manager.running_job()
+            doing = "is starting" if other is not None and other.state == "starting" else "is training"
+            who = ("the worker is getting ready" if other is None else
+                   f"your earlier run {doing}" if other.owner == ui.session_owner() else f"another session's run {doing}")
             st.info(f"**Queued, position {job.position}**: {who}; this one starts after it, in about "
                     f"{ui.duration(wait)}, and then takes about {ui.duration(job.estimate_s)}.\n\n{describe(job)}",
                     icon=":material/hourglass_top:")
@@ -219,8 +221,11 @@ def job_panel():
                 message = "starting the worker (loading the model)"
             else:
                 message = p.get("message", "")
-            fraction = min(1.0, elapsed / (elapsed + left)) if left is not None and elapsed + left > 0 else \
-                float(p.get("fraction", 0.0))
+            fraction = float(p.get("fraction", 0.0))
+            if left is not None and elapsed + left > 0:      # moves between the worker's reports too
+                fraction = max(fraction, elapsed / (elapsed + left))
+            fraction = max(fraction, st.session_state.get(f"_shown_{job.id}", 0.0))   # never backwards
+            st.session_state[f"_shown_{job.id}"] = fraction
             st.progress(fraction, text=f"**{stage}**: {message} · {ui.duration(elapsed)} elapsed"
                         + (f" · about {ui.duration(left)} left" if left is not None else " · estimating the time left"))
             if p.get("curves"):

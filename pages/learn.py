@@ -63,7 +63,9 @@ for i, (title, text, configs) in enumerate(LESSONS):
     with st.container(border=True):
         st.subheader(title)
         st.write(text)
-        st.caption("Runs: " + " | ".join(describe(c) for c in configs))
+        estimates = [ui.estimate_seconds(c) for c in configs]
+        total = None if None in estimates else sum(estimates)
+        st.caption("Runs: " + " | ".join(describe(c) for c in configs) + f" · about {ui.duration(total)} in all here")
         if st.button(f"Queue {len(configs)} run{'s' if len(configs) > 1 else ''} and watch in the Lab",
                      key=f"learn_{i}"):
             try:

@@ -27,7 +27,7 @@ from core.urlstate import config_from_query, config_to_query
 
 IN_DOMAIN_TASKS = [name for name, spec in TASKS.items() if not spec.general]
 WIDGET_PREFIX = "cfg_"     # the Lab's config widgets are keyed cfg_<RunConfig field>
-LONG_RUN_S = 180           # a run estimated to take longer asks for a confirmation first
+from core.estimate import LONG_RUN_S  # noqa: E402  a run estimated longer asks for a confirmation first
 FIELD_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
 

@@ -74,7 +74,7 @@ def cli_run(root: Path, home: str, seed: int, extra_env: dict | None = None) -> 
     result = json.loads(out)
     return {"wall_s": round(wall, 2), "engine_total_s": round(result["timings"]["total"], 2),
             "timings": {k: round(v, 2) for k, v in result["timings"].items()},
-            "in_domain_acc": result["in_domain_acc"]}
+            "in_domain_acc": result["in_domain_acc"], "estimate": result.get("estimate") or {}}
 
 
 class Busy:
@@ -174,6 +174,69 @@ def median(xs):
     return round(statistics.median(xs), 2)
 
 
+SECTION = "app-speed"
+
+
+def report(before: dict | None, after: dict) -> str:
+    """The section of docs/PERFORMANCE.md this script owns (core bench keeps it when it rewrites)."""
+    def col(d, f):
+        return "–" if d is None else f(d)
+
+    rows = [
+        ("CLI run, process wall (s)", lambda d: f"{d['summary']['cli_wall_s']:.1f}"),
+        ("CLI run, the engine's own total (s)", lambda d: f"{d['summary']['cli_engine_s']:.1f}"),
+        ("app: click on Run to the result on screen (s)", lambda d: f"{d['summary']['app_click_to_result_s']:.1f}"),
+        ("**app / CLI wall** (goal ≤ 1.25)", lambda d: f"**{d['summary']['app_over_cli_wall']:.2f}**"),
+        ("app / CLI engine total", lambda d: f"{d['summary']['app_over_cli_engine']:.2f}"),
+        ("server CPU during the app's run (share of one core)", lambda d: f"{d['summary']['server_cpu_share_during_run']:.2f}"),
+        ("server CPU per poll of the running panel (ms; the panel polls every 0.5 s)",
+         lambda d: f"{1000 * statistics.median(r['server_cpu_s'] / (r['click_to_result_s'] / 0.5) for r in d['app']):.0f}"),
+        ("server CPU, one tab open, no run (share of one core)", lambda d: f"{d['server_cpu_idle_one_tab']:.3f}"),
+        ("**app beside one busy process / alone** (goal ≤ 2.5)", lambda d: f"**{d['summary']['app_busy_over_alone']:.2f}**"),
+        ("CLI beside one busy process / alone", lambda d: f"{d['summary']['cli_busy_over_alone']:.2f}"),
+        ("time-left estimate when training started / after a tenth of it / real total (s)",
+         lambda d: " / ".join(f"{d['cli'][0]['estimate'].get(k, float('nan')):.1f}"
+                              for k in ("before_training_s", "early_training_s", "actual_s"))
+         if d["cli"][0].get("estimate") else "–"),
+        ("first session after a start: to the Run button (s) (goal < 2)",
+         lambda d: f"{d['first_page']['first_session_to_run_button_s']:.1f}"),
+        ("first session: to the first plot (s)", lambda d: f"{d['first_page']['first_session_to_plot_s']:.1f}"),
+        ("second session: to the Run button (s)", lambda d: f"{d['first_page']['second_session_to_run_button_s']:.1f}"),
+    ]
+    cfg = ", ".join(f"{k} {v}" for k, v in after["config"].items())
+    lines = [f"<!-- kept:{SECTION} -->", "## The app against the CLI", "",
+             f"Made by `make bench-app` (`python tests/app_speed.py`), which drives the real app in headless chromium "
+             f"(one tab open and watching) and runs the same configuration from the CLI ({cfg}; median of "
+             f"{len(after['app'])} runs each, caches warm). Do not edit by hand: rerun the script.", "",
+             f"| | before ({col(before, lambda d: d['commit'])}, {col(before, lambda d: d['date'])}) "
+             f"| after ({after['commit']}, {after['date']}) |", "|---|---|---|"]
+    lines += [f"| {name} | {col(before, f)} | {f(after)} |" for name, f in rows]
+    lines += ["", "Load average (1 min) at start / end: before "
+              + col(before, lambda d: f"{d['load_start'][0]:.2f} / {d['load_end'][0]:.2f}")
+              + f", after {after['load_start'][0]:.2f} / {after['load_end'][0]:.2f}."]
+    if after.get("threading"):
+        lines += ["", "### Worker threading", "",
+                  "The same CLI run with each OpenMP setting in its environment, alone and beside one busy process "
+                  "(a Python busy loop), the engine's own total in seconds:", "",
+                  "| setting | alone | beside a busy process | slowdown |", "|---|---|---|---|"]
+        lines += [f"| {name} | {t['alone_s']:.1f} | {t['busy_s']:.1f} | {t['slowdown']:.2f}x |"
+                  for name, t in after["threading"].items()]
+    lines += ["", "<!-- /kept -->"]
+    return "\n".join(lines)
+
+
+def write_section(doc: Path, text: str) -> None:
+    old = doc.read_text() if doc.exists() else ""
+    begin, end = f"<!-- kept:{SECTION} -->", "<!-- /kept -->"
+    if begin in old:
+        start = old.index(begin)
+        stop = old.index(end, start) + len(end)
+        new = old[:start] + text + old[stop:]
+    else:
+        new = old.rstrip() + "\n\n" + text + "\n"
+    doc.write_text(new)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=HERE, help="the checkout whose app and CLI are measured")
@@ -181,6 +244,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json-out", type=Path)
     ap.add_argument("--skip-threading", action="store_true")
+    ap.add_argument("--before", type=Path, help="an earlier run's JSON, for the before column")
+    ap.add_argument("--doc", type=Path, help="write the before/after section into this markdown file")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -255,6 +320,10 @@ def main(argv=None) -> int:
     path.write_text(json.dumps(out, indent=1))
     print(json.dumps(out["summary"], indent=1))
     print(f"wrote {path}")
+    if args.doc:
+        before = json.loads(args.before.read_text()) if args.before and args.before.exists() else None
+        write_section(args.doc, report(before, out))
+        print(f"wrote the section into {args.doc}")
     return 0
 
 

@@ -132,6 +132,105 @@ def test_learn_page_queues_a_comparison_and_opens_the_lab():
         assert manager().wait(job_id, timeout=30).finished
 
 
+def sidebar_is_runnable(at: AppTest):
+    """The Lab after whatever happened: a valid setup whose every shown number is a real value."""
+    from core.config import RunConfig
+
+    cfg = RunConfig.from_dict(at.session_state["lab_cfg"])
+    resolved = cfg.resolved()                                      # raises if it cannot run
+    assert not at.button(key="run").disabled or resolved.size is None and any(at.get("checkbox"))
+    for box in at.number_input:
+        name = box.key.removeprefix("cfg_")
+        assert box.value == at.session_state["lab_cfg"][name], name         # widget and config agree
+        if name in ("max_length", "lora_r", "lora_alpha", "general_size", "eval_size", "epochs", "batch_size"):
+            assert box.value is None or box.value > 0, (name, box.value)
+    for name in ("max_length", "lora_r", "eval_size", "general_size"):
+        assert at.query_params.get(name) not in (["0"], "0"), name
+    return resolved
+
+
+@pytest.mark.parametrize("lesson", range(5))
+def test_every_learn_button_leaves_a_valid_runnable_lab(lesson):
+    """A Learn button queues its runs and sets the Lab to the last; the sidebar then holds that
+    setup, valid and runnable, through a trip to Learn and back and presenter mode on and off."""
+    at = new_app()
+    at.switch_page("pages/learn.py").run()
+    at.button(key=f"learn_{lesson}").click().run()
+    assert_no_exception(at)
+    ids = list(at.session_state["jobs"])
+    for job_id in ids:                          # only the configuration matters here: free the worker
+        manager().stop(job_id)
+    last = manager().get(ids[-1]).config
+    resolved = sidebar_is_runnable(at)
+    assert resolved.strategy == last.resolved().strategy and resolved.size == last.size
+    assert at.sidebar.radio(key="cfg_strategy").value == resolved.strategy
+    at.switch_page("pages/learn.py").run()
+    at.switch_page("pages/lab.py").run()
+    at.session_state["presenter"] = True          # the Advanced widgets go away...
+    at.run()
+    at.session_state["presenter"] = False         # ...and come back with the same values
+    at.run()
+    assert_no_exception(at)
+    assert sidebar_is_runnable(at) == resolved
+    for job_id in ids:
+        assert manager().wait(job_id, timeout=60).finished
+
+
+def test_an_emptied_number_box_means_the_default():
+    at = new_app()
+    at.number_input(key="cfg_lr").set_value(None).run()             # optional: the strategy's default
+    at.number_input(key="cfg_max_length").set_value(None).run()     # required: the field's default
+    assert_no_exception(at)
+    assert at.session_state["lab_cfg"]["lr"] is None and at.session_state["lab_cfg"]["max_length"] == 128
+    assert at.number_input(key="cfg_max_length").value == 128
+    assert not at.error and not at.button(key="run").disabled
+    sidebar_is_runnable(at)
+
+
+def test_a_stored_configuration_is_answered_at_once():
+    """No worker, no wait: the result is on the page in the same rerun, and says where it came from."""
+    import dataclasses
+
+    from core.presets import load_presets
+    from core.store import RunStore, stored_result
+    from core.config import RunConfig
+    from core.data import load_task
+    from core.model_registry import model_identity
+
+    cfg = RunConfig(task="r8", strategy="lora", size=64, seed=7)
+    preset = next(r for p in load_presets()[0] for r in p.runs if r.strategy == "lora")
+    key = cfg.resolved().key(model_identity(cfg.model), load_task(cfg.task).identity())
+    RunStore().put(dataclasses.replace(preset, key=key, seed=7, size=64, cached=False))
+    assert stored_result(RunStore(), cfg).key == key
+    at = new_app({"strategy": "lora", "size": "64", "seed": "7"})
+    at.button(key="run").click().run()
+    assert_no_exception(at)
+    job = jobs_of(at)[-1]
+    assert job.state == "done" and job.result.cached
+    assert any("answered from the run store" in h.value for h in at.subheader)
+    cards = {m.label: m for m in at.metric}
+    assert cards["Time"].value == "from the store" and "the run itself took" in cards["Time"].proto.delta
+    RunStore().delete([key])
+
+
+def test_a_long_run_asks_before_it_starts():
+    at = new_app({"task": "clothing", "size": "all", "strategy": "full"})
+    assert_no_exception(at)
+    assert any("This run will take about" in w.value for w in at.warning)
+    assert at.button(key="run").disabled
+    at.checkbox(key="confirm_long_run").check().run()
+    assert not at.button(key="run").disabled
+
+
+def test_the_run_button_comes_before_everything_else_on_the_page():
+    """In the main area right under the title (the sidebar can be long): visible without scrolling."""
+    at = new_app()
+    main = [e for e in at.main]
+    first_button = next(i for i, e in enumerate(at.main.get("button")) if e.key == "run")
+    assert first_button == 0
+    assert not at.sidebar.get("button")
+
+
 def test_failure_messages_are_clear():
     """Each failure kind renders as one message, never a traceback (a stand-in job, no training)."""
     def script():

@@ -2,7 +2,8 @@
 through Playwright's Python package (no browser download: executable_path=/usr/bin/chromium).
 
 Needs: apt-get install -y chromium; pip install playwright (the python package only).
-Screenshots (1280x800) go to tests/artifacts/, which git ignores.
+Screenshots (1280x800, and 1920x1080 in presenter mode) and measured times go to tests/artifacts/,
+which git ignores.
 """
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+HOMES = {}     # server URL -> its lab folder (the CLI run beside it shares its caches)
+
+
 @pytest.fixture(scope="module")
 def server():
     """A fresh server with its own empty run store; the URL to open."""
@@ -49,6 +53,7 @@ def server():
          str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    HOMES[url] = home
     deadline = time.time() + 60
     while True:
         try:
@@ -75,10 +80,18 @@ def browser():
         b.close()
 
 
-def open_page(browser, url: str):
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+def run_button(page):
+    return page.locator(".st-key-run button")
+
+
+def stop_button(page):
+    return page.locator("[class*='st-key-stop_'] button")
+
+
+def open_page(browser, url: str, viewport=(1280, 800)):
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     page.goto(url)
-    page.get_by_role("button", name="▶ Run").wait_for(timeout=120_000)
+    run_button(page).wait_for(timeout=120_000)
     return page
 
 
@@ -89,7 +102,7 @@ def wait_until_warm(page, url: str, timeout=120.0):
         assert time.time() < deadline, "the worker never became ready"
         time.sleep(2)
         page.goto(url)
-        page.get_by_role("button", name="▶ Run").wait_for(timeout=60_000)
+        run_button(page).wait_for(timeout=60_000)
 
 
 def wait_rendered(page):
@@ -142,7 +155,7 @@ def test_run_shows_progress_fast_and_lands_on_the_plot(server, browser):
     page = open_page(browser, url)
     wait_until_warm(page, url)
     wait_rendered(page)
-    page.get_by_role("button", name="▶ Run").click()
+    run_button(page).click()
     clicked = time.time()
     try:
         # the stage row ("loading → tokenizing → ...") shows once the worker reported progress
@@ -161,8 +174,8 @@ def test_run_shows_progress_fast_and_lands_on_the_plot(server, browser):
 def test_page_switch_keeps_the_run_and_stop_ends_it(server, browser):
     url = f"{server}/?size=64&epochs=20&max_length=32&eval_size=50&general_size=50"   # full fine-tuning
     page = open_page(browser, url)
-    page.get_by_role("button", name="▶ Run").click()
-    page.get_by_text("training —").first.wait_for(timeout=120_000)
+    run_button(page).click()
+    page.locator('[data-testid="stProgress"]', has_text="epoch").first.wait_for(timeout=120_000)
     shot(page, "lab_running")
     page.get_by_role("link", name="Compare").click()
     page.get_by_text("Compare runs").wait_for(timeout=30_000)
@@ -172,7 +185,7 @@ def test_page_switch_keeps_the_run_and_stop_ends_it(server, browser):
     shot(page, "learn")
     page.get_by_role("link", name="Lab").click()
     page.locator('[data-testid="stProgress"]').wait_for(timeout=30_000)   # still running after the trip
-    page.get_by_role("button", name="⏹ Stop").click()
+    stop_button(page).click()
     clicked = time.time()
     page.get_by_text("Stopped: the run was ended").wait_for(timeout=30_000)
     record_latency("browser_stop_shown_after_click_s", time.time() - clicked)
@@ -182,8 +195,8 @@ def test_page_switch_keeps_the_run_and_stop_ends_it(server, browser):
 def test_two_pages_share_one_server_and_queue(server, browser):
     first = open_page(browser, f"{server}/?{TINY}&seed=1")
     second = open_page(browser, f"{server}/?{TINY}&seed=2")
-    first.get_by_role("button", name="▶ Run").click()
-    second.get_by_role("button", name="▶ Run").click()
+    run_button(first).click()
+    run_button(second).click()
     queued = second.get_by_text("Queued, position 1")
     try:
         queued.wait_for(timeout=5_000)
@@ -204,8 +217,79 @@ def test_two_pages_share_one_server_and_queue(server, browser):
     assert len(tradeoff_points(second, "strategy: feature-extraction")) >= 2
 
 
-def test_presenter_mode_screenshot(server, browser):
-    page = open_page(browser, f"{server}/?{TINY}&presenter=1")
-    page.wait_for_timeout(1500)
-    shot(page, "lab_presenter")
+def font_px(page, selector: str) -> float:
+    return page.evaluate("(sel) => parseFloat(getComputedStyle(document.querySelector(sel)).fontSize)", selector)
+
+
+def inside_viewport(page, locator) -> bool:
+    box = locator.bounding_box()
+    view = page.viewport_size
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= view["height"] \
+        and box["x"] + box["width"] <= view["width"]
+
+
+def test_run_button_visible_without_scrolling_in_both_modes(server, browser):
+    for size in ((1280, 800), (1920, 1080)):
+        for presenter in ("", "&presenter=1"):
+            page = open_page(browser, f"{server}/?{TINY}{presenter}", viewport=size)
+            assert inside_viewport(page, run_button(page)), (size, presenter)
+            page.close()
+
+
+def test_presenter_mode_at_1920x1080_before_during_and_after_a_run(server, browser):
+    """What a room sees on a projector: screenshots before, while running and after, and the sizes
+    that make them readable, measured in the page."""
+    url = f"{server}/?size=64&strategy=full&epochs=3&max_length=32&eval_size=100&general_size=50&seed=5&presenter=1"
+    page = open_page(browser, url, viewport=(1920, 1080))
+    wait_until_warm(page, url)
+    wait_rendered(page)
     assert page.get_by_text("Advanced").count() == 0
+    assert not page.locator('[data-testid="stHeader"]').is_visible()            # Streamlit's chrome
+    assert page.locator('[data-testid="stAppDeployButton"]').count() == 0 or \
+        not page.locator('[data-testid="stAppDeployButton"]').is_visible()
+    assert inside_viewport(page, run_button(page))
+    assert font_px(page, ".st-key-run button p") >= 28
+    shot(page, "presenter_1920_before")
+    run_button(page).click()
+    page.locator('[data-testid="stProgress"]', has_text="epoch").first.wait_for(timeout=120_000)
+    assert inside_viewport(page, stop_button(page))
+    assert page.evaluate("window.onbeforeunload !== null")          # leaving asks first while running
+    assert page.get_by_text("Training Full fine-tuning on Reuters R8 news topics · n=64").count() >= 1
+    shot(page, "presenter_1920_running")
+    page.locator('[data-testid="stMetricLabel"]', has_text="In-domain accuracy").first.wait_for(
+        timeout=RESULT_TIMEOUT_MS)
+    wait_rendered(page)
+    assert font_px(page, '[data-testid="stMetricValue"]') >= 56
+    layout = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(p => ({
+        font: p.layout.font && p.layout.font.size, names: p.data.map(t => t.name)}))""")
+    assert layout and all(fig["font"] >= 20 for fig in layout)                  # every plot, projector-sized
+    assert any("train acc" in fig["names"] for fig in layout)                     # the curves stay
+    assert page.evaluate("window.onbeforeunload === null")
+    shot(page, "presenter_1920_after")
+
+
+def cli_seconds(config: dict, home: str) -> float:
+    flags = [x for k, v in config.items() for x in ("--" + k.replace("_", "-"), str(v))]
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "core", "run", *flags, "--no-store", "--quiet"], cwd=ROOT, check=True,
+                   env={**os.environ, "FTLAB_HOME": home, "HF_HUB_OFFLINE": "1"}, capture_output=True)
+    return time.perf_counter() - t
+
+
+def test_the_same_run_from_the_app_and_from_the_cli(server, browser):
+    """Both times land in tests/artifacts/latency.json (measured, not asserted: no timed tests;
+    `make bench-app` measures the full comparison for docs/PERFORMANCE.md)."""
+    config = {"size": 32, "strategy": "full", "epochs": 1, "max_length": 64, "eval_size": 100,
+              "general_size": 50, "seed": 9}
+    url = f"{server}/?" + "&".join(f"{k}={v}" for k, v in config.items())
+    page = open_page(browser, url)
+    wait_until_warm(page, url)
+    wait_rendered(page)
+    run_button(page).click()
+    t = time.perf_counter()
+    page.get_by_text("Result: full, n=32, seed 9").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    app_s = time.perf_counter() - t
+    cli_s = cli_seconds({"task": "r8", **config}, HOMES[server])    # same caches, no store: a real run
+    record_latency("same_run_app_click_to_result_s", app_s)
+    record_latency("same_run_cli_process_s", cli_s)
+    record_latency("same_run_app_over_cli", app_s / cli_s)

@@ -92,3 +92,57 @@ def test_release_stops_only_that_owners_jobs(manager):
     manager.stop(other)                                        # (only so that the test need not run it)
     assert manager.wait(running, timeout=15).state == STOPPED
     assert manager.wait(other, timeout=15).state == STOPPED
+
+
+def test_a_stored_configuration_is_done_at_once_without_a_worker(manager, tmp_path):
+    import dataclasses
+
+    from core.data import load_task
+    from core.model_registry import model_identity
+    from core.presets import load_presets
+
+    cfg = quick(31)
+    key = cfg.resolved().key(model_identity(cfg.model), load_task(cfg.task).identity())
+    preset = load_presets()[0][0].runs[0]
+    RunStore(tmp_path / "jobs.sqlite").put(dataclasses.replace(preset, key=key, cached=False))
+    job = manager.get(manager.submit(cfg, owner="s1"))
+    assert job.state == DONE and job.result.key == key and job.result.cached
+    assert manager.worker is None                     # nothing was started for it
+
+
+def test_a_queued_job_says_when_it_will_start(manager):
+    first = manager.submit(long_run(), owner="s1", estimate_s=300.0)
+    second = manager.submit(quick(32), owner="s2", estimate_s=5.0)
+    assert wait_for(lambda: manager.get(first).state in (STARTING, RUNNING))
+    wait = manager.wait_estimate(second)
+    assert wait is not None and 0 < wait <= 300.0          # what is left of the first run
+    assert manager.running_job().owner == "s1"
+    assert manager.wait_estimate(first) is None            # running, not waiting
+    for job_id in (first, second):
+        manager.stop(job_id)
+    assert manager.wait(first, timeout=30).state == STOPPED
+
+
+def test_the_worker_gives_up_a_core_while_another_process_keeps_one_busy(monkeypatch):
+    """Two threads alone, one while the other processes use more than 0.6 of a core, two again
+    once they use less than 0.3 (docs/PERFORMANCE.md, "Worker threading")."""
+    import torch
+
+    from core.jobs import ThreadGovernor
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    # (monotonic time, machine busy seconds, this process's seconds), one sample per look
+    samples = iter([(0, 0, 0), (0.5, 0.9, 0.5), (1, 1.9, 1.0), (2, 3.9, 2.0), (3, 5.9, 2.9), (4, 6.9, 3.8),
+                    (5, 7.9, 4.8), (6, 9.1, 5.8)])
+    monkeypatch.setattr(ThreadGovernor, "_sample", lambda self: next(samples))
+    g = ThreadGovernor()
+    seen = []
+    for _ in range(7):
+        g.poll()
+        seen.append(g.threads)
+    # look 1 too soon; others used 0.9, 1.0, 1.1 cores -> one thread; 0.1 -> two; 0.0 and 0.2: stays
+    assert seen == [2, 1, 1, 1, 2, 2, 2] and calls == [1, 2] and g.switches == 2
+    assert before >= 1
