@@ -8,8 +8,10 @@ ui.init_session()          # the link's configuration, on this session's first r
 ui.job_manager()           # start the shared worker now, so it is warm before the first Run
 ui.session_owner()         # registers this session, so its jobs are released when it ends
 
-with st.sidebar:
-    st.toggle("Presenter mode", key="presenter", help="Hide the advanced controls and enlarge the type for a talk.")
+with st.sidebar:    # bound like the Lab's widgets: a toggle set only from session state resets on a rerun
+    st.session_state["presenter"] = ui.presenter()
+    st.toggle("Presenter mode", key="presenter", on_change=ui.take_presenter,
+              help="Hide the advanced controls and enlarge everything for a talk on a projector.")
 ui.apply_style()
 
 page = st.navigation([

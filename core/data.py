@@ -367,12 +367,47 @@ def _build(spec_name: str, title: str, domain: str, description: str, source: st
                 [tr_x[i] for i in val], tr_y[val], general)
 
 
+BUILD_VERSION = 1     # bump when _build's splitting or cleaning changes: the on-disk copies are rebuilt
+
+
+def _cached_build(spec: "TaskSpec") -> Task:
+    """_build of a registered task, kept on disk as JSON keyed by a hash of the raw data: the split
+    needs scikit-learn, whose import alone takes about a second, and the app's first page (and every
+    worker's run) would pay it. A damaged or stale copy is rebuilt."""
+    import json
+    import os
+
+    from .config import cache_dir
+
+    raw = spec.load()
+    h = hashlib.sha256(f"{BUILD_VERSION}|{SPLIT_SEED}|{VALIDATION_SIZE}|{spec.name}".encode())
+    for part in raw:
+        h.update(b"\x1d" + "\x1e".join(map(str, part if part is not None else ["<none>"])).encode())
+    path = cache_dir() / "tasks" / f"{spec.name}-{h.hexdigest()[:16]}.json"
+    try:
+        d = json.loads(path.read_text())
+        arrays = {k: np.asarray(d[k], dtype=np.int64) for k in ("train_labels", "test_labels", "val_labels")}
+        return Task(spec.name, spec.title, spec.domain, spec.description, spec.source, spec.licence, d["label_names"],
+                    d["train_texts"], arrays["train_labels"], d["test_texts"], arrays["test_labels"], d["val_texts"],
+                    arrays["val_labels"], spec.general)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    task = _build(spec.name, spec.title, spec.domain, spec.description, spec.source, spec.licence, raw, spec.general)
+    d = {"label_names": task.label_names, "train_texts": task.train_texts, "test_texts": task.test_texts,
+         "val_texts": task.val_texts, "train_labels": task.train_labels.tolist(),
+         "test_labels": task.test_labels.tolist(), "val_labels": task.val_labels.tolist()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(d))
+    os.replace(tmp, path)     # atomic: a crash leaves no half-written copy
+    return task
+
+
 @functools.lru_cache(maxsize=16)
 def load_task(name: str) -> Task:
     """A registered task, `csv:PATH` for your own file, or `hf:ID` for a hub dataset."""
     if name in TASKS:
-        s = TASKS[name]
-        return _build(s.name, s.title, s.domain, s.description, s.source, s.licence, s.load(), s.general)
+        return _cached_build(TASKS[name])
     if name.startswith("csv:"):
         path = name[4:]
         return _build(name, Path(path).name, "your data", f"Your CSV file {path}", path, "yours",

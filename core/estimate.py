@@ -63,15 +63,14 @@ class Rates:
 
 # Measured on this 2-core CPU (bf16 autocast, the lab's CPU kernels, two threads): `rates_from` over
 # seven CLI runs on R8 (feature extraction at n=256 cold and warm and n=512, full fine-tuning at
-# n=256 and n=128, LoRA at n=256, BitFit at n=128; 2026-12-01). The general stage's fixed part is
-# loading its four tasks in a fresh worker and fitting the probes (two runs at 1,000 and 200
-# sentences per task put it at about 3.3 s). The fallback until this machine has runs of its own.
+# n=256 and n=128, LoRA at n=256, BitFit at n=128; 2026-12-01; the general stage's rate checked on
+# three sizes, 50 to 1,000 sentences per task). The fallback until this machine has runs of its own.
 DEFAULT_RATES = Rates(
     step={"full": 3.4e-4, "lora": 2.6e-4, "bitfit": 2.6e-4},
     forward=8.6e-5,
-    general=1.6e-3,
+    general=2.0e-3,
     head_step=5e-4,
-    fixed={"loading": 1.0, "tokenizing": 0.5, "training": 0.3, "evaluating": 0.2, "general": 3.3},
+    fixed={"loading": 1.0, "tokenizing": 0.5, "training": 0.3, "evaluating": 0.2, "general": 0.4},
     source="rates measured on the reference 2-core CPU",
 )
 
@@ -164,12 +163,12 @@ class Clock:
 
 
 def describe_accuracy(predicted: float | None, actual: float) -> str:
-    """'estimated 41 s when training started: 7 % under' (for the result card)."""
+    """'estimated 41 s at the start (7 % under)' (for the result card)."""
     if not predicted or actual <= 0:
         return ""
     off = (predicted - actual) / actual
     side = "over" if off > 0 else "under"
-    return f"estimated {predicted:.0f} s when training started ({abs(100 * off):.0f} % {side})"
+    return f"estimated {predicted:.0f} s at the start ({abs(100 * off):.0f} % {side})"
 
 
 # ---------------------------------------------------------------------------- before a run starts

@@ -196,8 +196,11 @@ class _Worker:
 class JobManager:
     """FIFO queue of training jobs served by one worker process at a time."""
 
-    def __init__(self, store_path=None, model_name: str = "minilm", warm: bool = True):
+    def __init__(self, store_path=None, model_name: str = "minilm", warm: bool = True, warm_after_s: float = 0.0):
+        """`warm_after_s`: wait this long before starting the first warm worker (unless a job comes),
+        so that the app's first page renders before torch is imported beside it."""
         self.store_path = str(store_path) if store_path is not None else None
+        self.warm_after_s = warm_after_s
         self.model_name = model_name
         self.ctx = mp.get_context("spawn")   # fork would copy the parent's torch threads and locks
         self.lock = threading.Condition()
@@ -343,6 +346,9 @@ class JobManager:
         self.lock.notify_all()
 
     def _serve(self):
+        with self.lock:
+            if self.warm_after_s and not self.queue:
+                self.lock.wait(self.warm_after_s)     # a submit's notify ends the wait at once
         while True:
             with self.lock:
                 if self.closed:

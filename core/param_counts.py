@@ -7,6 +7,7 @@ a later server start has every count it saw before at once.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -61,6 +62,8 @@ class ParamCounter:
     def _work(self) -> None:
         time.sleep(self.delay_s)
         from .models import trainable_params     # torch, once, in this thread
+
+        gc.freeze()      # torch's and transformers' objects live for good: keep them out of every collection
 
         while True:
             with self.lock:

@@ -83,16 +83,20 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
                                  name="Pareto frontier", line=dict(color="black", dash="dot", width=1.5),
                                  hoverinfo="skip"))
 
-    ref = pretrained_score(runs) or pretrained_score(presets)
-    if ref is not None:
-        fig.add_vline(x=100 * ref, line=dict(color="grey", dash="dash"),
-                      annotation_text="pre-trained encoder", annotation_position="top left")
-        for r in list(runs)[-MAX_ARROWS:]:
-            x, y = 100 * r.general["score"], 100 * r.in_domain_acc
-            fig.add_annotation(x=x, y=y, ax=100 * ref, ay=y, xref="x", yref="y", axref="x", ayref="y",
-                               showarrow=True, arrowhead=2, arrowwidth=2 if r.key == highlight else 1,
-                               arrowcolor=colour(r.strategy), opacity=1.0 if r.key == highlight else 0.45,
-                               text="")
+    # Each run is drawn against the pre-trained score it was measured with: runs with another
+    # general-benchmark size (or an older measurement) have another reference, and get their own line.
+    refs = sorted({round(100 * r.pretrained_general["score"], 6) for r in everyone})
+    for ref in refs:
+        sizes = sorted({r.config.get("general_size") for r in everyone
+                        if round(100 * r.pretrained_general["score"], 6) == ref and r.config.get("general_size")})
+        label = "pre-trained encoder" + (f" (general size {', '.join(map(str, sizes))})" if len(refs) > 1 and sizes else "")
+        fig.add_vline(x=ref, line=dict(color="grey", dash="dash"), annotation_text=label,
+                      annotation_position="top left")
+    for r in list(runs)[-MAX_ARROWS:]:
+        x, y = 100 * r.general["score"], 100 * r.in_domain_acc
+        fig.add_annotation(x=x, y=y, ax=100 * r.pretrained_general["score"], ay=y, xref="x", yref="y", axref="x",
+                           ayref="y", showarrow=True, arrowhead=2, arrowwidth=2 if r.key == highlight else 1,
+                           arrowcolor=colour(r.strategy), opacity=1.0 if r.key == highlight else 0.45, text="")
     if highlight:
         hit = [r for r in runs if r.key == highlight]
         if hit:

@@ -16,7 +16,7 @@ from core.model_registry import MODELS
 from core.strategies import STRATEGIES
 
 LORA_MODULES = ["query", "key", "value", "dense"]
-presenter = st.session_state.get("presenter", False)
+presenter = ui.presenter()
 bind = ui.bind
 
 
@@ -137,8 +137,10 @@ with what_col:
     if config_error:
         ui.show_config_error(config_error)
     else:
+        knobs = strategy.uses if not presenter else [k for k in ("lr", "epochs", "batch_size", "freeze_layers", "lora_r")
+                                                     if k in strategy.uses]       # a projector: the few that matter
         shown = [f"{k} **{getattr(resolved, k):g}**" if isinstance(getattr(resolved, k), float)
-                 else f"{k} **{getattr(resolved, k)}**" for k in strategy.uses if getattr(resolved, k) is not None]
+                 else f"{k} **{getattr(resolved, k)}**" for k in knobs if getattr(resolved, k) is not None]
         st.markdown(f"**{strategy.title}** on {ui.TASKS[resolved.task].title}, n={shown_size:,} · "
                     + " · ".join(shown) + f" · about **{ui.duration(estimate)}** here")
     if long_run:
@@ -157,7 +159,7 @@ if clicked:
         active = [j for j in jobs if not j.finished]
     except ConfigError as err:
         ui.show_config_error(err)
-if not active and not ui.job_manager().is_warm():
+if not active and not presenter and not ui.job_manager().is_warm():
     st.caption("Worker warming up (loading the model); a run clicked now starts in a few seconds.")
 
 # ---------------------------------------------------------------------------- the running job
@@ -266,15 +268,17 @@ if result is not None:
     row = st.columns(4)
     took = result.timings.get("total", 0)
     if result.cached:
-        row[0].metric("Time", "from the store", f"the run itself took {ui.duration(took)}", delta_color="off")
+        row[0].metric("Time", "from the store", f"the run itself took {ui.duration(took)}", delta_color="off",
+                      delta_arrow="off")
     else:
         row[0].metric("Time", f"{took:.1f} s", describe_accuracy(result.estimate.get("before_training_s"), took)
-                      or None, delta_color="off",
+                      or None, delta_color="off", delta_arrow="off",
                       help="Time left was estimated when training started (and again after a tenth of it: "
                            f"{result.estimate.get('early_training_s', '–')} s in all)." if result.estimate else None)
     row[1].metric("Device", f"{result.device} · {result.precision}")
     row[2].metric("Trainable parameters", f"{result.trainable_params:,}",
-                  f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off")
+                  f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off",
+                  delta_arrow="off")
     row[3].metric("Macro-F1", f"{100 * result.in_domain_f1:.1f} %")
     if result.curves:
         fig = plots.curves_figure(result.curves, n_epochs=len(result.curves))

@@ -6,7 +6,8 @@ does the work; this file only connects it to st. Session-state keys used across 
                        all read and write this one dict, never each other
     url_errors  list   problems found in the link this session was opened with
     jobs        list   ids of the jobs this session submitted, oldest first
-    presenter   bool   presenter mode (advanced controls hidden, everything larger)
+    presenter_on bool  presenter mode (advanced controls hidden, everything larger); the toggle's own
+                       key "presenter" is written from it on every run (see bind)
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def job_manager() -> JobManager:
     process and queues the rest. Created on the first page load so the worker is warm (torch
     imported, model loaded) by the time anyone clicks Run. The server itself never imports torch
     for a page: it needs the cores less than the worker does."""
-    return JobManager()
+    return JobManager(warm_after_s=2.0)
 
 
 def _release(owner: str) -> None:
@@ -88,7 +89,7 @@ def task_info(name: str) -> dict:
 def param_counter() -> ParamCounter:
     """Trainable-parameter counts, kept on disk and computed in a background thread: the first
     page never waits for torch or the model."""
-    return ParamCounter()
+    return ParamCounter(delay_s=3.0)
 
 
 @st.cache_resource(ttl=60)
@@ -129,7 +130,15 @@ def init_session() -> None:
     cfg, errors = config_from_query(params)
     st.session_state.lab_cfg = cfg.to_dict()
     st.session_state.url_errors = errors
-    st.session_state.presenter = params.get("presenter") in ("1", "true", "yes")
+    st.session_state.presenter_on = params.get("presenter") in ("1", "true", "yes")
+
+
+def presenter() -> bool:
+    return bool(st.session_state.get("presenter_on"))
+
+
+def take_presenter() -> None:
+    st.session_state.presenter_on = bool(st.session_state.get("presenter"))
 
 
 def lab_config() -> RunConfig:
@@ -174,7 +183,7 @@ OPTIONAL_NUMBERS = {"lr", "head_lr", "epochs", "batch_size", "dropout"}
 def sync_query(cfg: RunConfig | None = None) -> None:
     """Write the setup into the URL: only fields that differ from the defaults, plus presenter."""
     params = config_to_query(cfg) if cfg is not None else {}
-    if st.session_state.get("presenter"):
+    if presenter():
         params["presenter"] = "1"
     if params != st.query_params.to_dict():
         st.query_params.from_dict(params)
@@ -243,10 +252,10 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 1.3rem; }
 [data-testid="stMainBlockContainer"] { padding-top: 1.5rem; }
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.35rem; }
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1.15rem; }
-[data-testid="stMetricValue"] { font-size: 4rem; line-height: 1.1; }
-[data-testid="stMetricValue"] div { font-size: 4rem; }
-[data-testid="stMetricLabel"] p { font-size: 1.6rem; }
-[data-testid="stMetricDelta"] div { font-size: 1.4rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] p { font-size: 4rem; line-height: 1.15; }
+[data-testid="stMetricLabel"] p { font-size: 1.45rem; white-space: normal; }
+[data-testid="stMetricLabel"] div { white-space: normal; }
+[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] p { font-size: 1.35rem; white-space: normal; }
 h1 { font-size: 3rem !important; }
 h2, h3 { font-size: 2.1rem !important; }
 .stButton button, .stButton button p { font-size: 1.9rem; min-height: 4rem; padding: 0.4rem 2rem; }
@@ -261,7 +270,7 @@ h2, h3 { font-size: 2.1rem !important; }
 
 def apply_style() -> None:
     st.html(BASE_CSS)
-    if st.session_state.get("presenter"):
+    if presenter():
         st.html(PRESENTER_CSS)
 
 

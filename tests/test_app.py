@@ -166,9 +166,9 @@ def test_every_learn_button_leaves_a_valid_runnable_lab(lesson):
     assert at.sidebar.radio(key="cfg_strategy").value == resolved.strategy
     at.switch_page("pages/learn.py").run()
     at.switch_page("pages/lab.py").run()
-    at.session_state["presenter"] = True          # the Advanced widgets go away...
+    at.session_state["presenter_on"] = True       # the Advanced widgets go away...
     at.run()
-    at.session_state["presenter"] = False         # ...and come back with the same values
+    at.session_state["presenter_on"] = False      # ...and come back with the same values
     at.run()
     assert_no_exception(at)
     assert sidebar_is_runnable(at) == resolved

@@ -259,13 +259,16 @@ def test_presenter_mode_at_1920x1080_before_during_and_after_a_run(server, brows
     page.locator('[data-testid="stMetricLabel"]', has_text="In-domain accuracy").first.wait_for(
         timeout=RESULT_TIMEOUT_MS)
     wait_rendered(page)
-    assert font_px(page, '[data-testid="stMetricValue"]') >= 56
+    assert font_px(page, '[data-testid="stMetricValue"] p') >= 56          # the number itself
+    assert font_px(page, '[data-testid="stMetricLabel"] p') >= 22
+    assert page.locator("[role=switch]").first.is_checked()              # still presenter mode after reruns
     layout = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(p => ({
         font: p.layout.font && p.layout.font.size, names: p.data.map(t => t.name)}))""")
     assert layout and all(fig["font"] >= 20 for fig in layout)                  # every plot, projector-sized
     assert any("train acc" in fig["names"] for fig in layout)                     # the curves stay
     assert page.evaluate("window.onbeforeunload === null")
     shot(page, "presenter_1920_after")
+    page.screenshot(path=str(ARTIFACTS / "presenter_1920_after_full.png"), full_page=True)
 
 
 def cli_seconds(config: dict, home: str) -> float:

@@ -163,3 +163,22 @@ def test_general_breakdown_figure_is_change_against_pretrained():
     assert fig.layout.yaxis.zeroline
     assert "change" in fig.layout.title.text and "points" in fig.layout.yaxis.title.text
     assert plots.general_breakdown_figure([]).data == ()
+
+
+def test_each_run_is_drawn_against_its_own_pretrained_reference():
+    """Runs measured with another general-benchmark size have another pre-trained score: each
+    arrow starts at its run's own reference, and each reference gets its own dashed line."""
+    import dataclasses
+
+    from core.plots import tradeoff_figure
+    from core.presets import load_presets
+
+    a = load_presets()[0][0].runs[0]
+    b = dataclasses.replace(a, key="other", config={**a.config, "general_size": 50},
+                            pretrained_general={**a.pretrained_general, "score": a.pretrained_general["score"] - 0.05})
+    fig = tradeoff_figure([a, b])
+    lines = sorted(s.x0 for s in fig.layout.shapes)
+    assert lines == pytest.approx(sorted([100 * a.pretrained_general["score"], 100 * b.pretrained_general["score"]]))
+    starts = {ann.ax for ann in fig.layout.annotations if ann.showarrow}
+    assert starts == {100 * a.pretrained_general["score"], 100 * b.pretrained_general["score"]}
+    assert any("general size 50" in (ann.text or "") for ann in fig.layout.annotations)

@@ -185,3 +185,19 @@ def test_unknown_hub_dataset_offline_is_a_clear_error():
         load_task("hf:nobody-here/no-such-dataset-xyz")
     msg = _one_line(err)
     assert "nobody-here/no-such-dataset-xyz" in msg and "could not be loaded" in msg
+
+
+def test_a_registered_task_is_kept_on_disk_identical_and_rebuilt_when_damaged(tmp_path, monkeypatch):
+    import core.data as data
+
+    monkeypatch.setenv("FTLAB_HOME", str(tmp_path))
+    spec = data.TASKS["sms-spam"]
+    built = data._build(spec.name, spec.title, spec.domain, spec.description, spec.source, spec.licence,
+                        spec.load(), spec.general)
+    first = data._cached_build(spec)                  # builds and writes the copy
+    (copy,) = (tmp_path / "cache" / "tasks").glob("sms-spam-*.json")
+    again = data._cached_build(spec)                  # read back from the copy
+    assert first.identity() == again.identity() == built.identity()
+    assert again.train_labels.dtype == np.int64 and again.label_names == built.label_names
+    copy.write_text("{not json")
+    assert data._cached_build(spec).identity() == built.identity()   # damaged: rebuilt, not fatal

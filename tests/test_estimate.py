@@ -90,7 +90,7 @@ def test_a_long_configuration_is_estimated_long_and_a_tiny_one_short():
 
 
 def test_the_estimates_accuracy_is_said_in_words():
-    assert describe_accuracy(41, 44) == "estimated 41 s when training started (7 % under)"
+    assert describe_accuracy(41, 44) == "estimated 41 s at the start (7 % under)"
     assert describe_accuracy(50, 40).endswith("(25 % over)")
     assert describe_accuracy(None, 40) == ""
 
