@@ -128,38 +128,51 @@ def rates_from(results, device: str = "cpu", limit: int = 20) -> Rates:
     )
 
 
+TRUST_AFTER = 0.3      # share of the steps after which their measured speed replaces the plan's
+
+
 class Clock:
     """The whole run's time left, as it goes: the stage plan, corrected by how fast training really is.
 
-    `plan` is predict()'s seconds per stage. While training, the measured share of its steps done
-    gives the real speed; the ratio of real to planned training time then scales the later stages
-    too (a busy or slower machine is slower at everything). Within a later stage, time passes
-    against that stage's corrected plan, so the estimate keeps moving even between progress events.
+    `plan` is predict()'s seconds per stage and `steps_s` the part of training that is optimiser
+    steps. The seconds the steps have really taken, against their planned share, give the speed
+    (validation passes between epochs are in the training stage but not in the steps, so they
+    must not be extrapolated from the step count); that speed then scales everything still to come,
+    later stages included (a busy or slower machine is slower at everything). Within a stage, time
+    passes against the corrected plan, so the estimate keeps moving between progress events.
     """
 
-    def __init__(self, plan: dict, steps_measure_training: bool = True):
+    def __init__(self, plan: dict, steps_s: float = 0.0, steps_measure_training: bool = True):
         self.plan = dict(plan)
-        self.speed = 1.0             # real / planned seconds, from training once it has run a while
+        self.steps_s = steps_s
+        self.speed = 1.0             # real / planned seconds, once the steps have run a while
         # False for a head on frozen features: its training stage is mostly computing the features
         # before the first step, so the share of steps done says nothing about the time.
-        self.by_steps = steps_measure_training
+        self.by_steps = steps_measure_training and steps_s > 0
 
-    def observe_training(self, seconds_in_stage: float, fraction_done: float) -> None:
-        planned = self.plan.get("training", 0.0)
-        if self.by_steps and fraction_done >= 0.05 and planned > 0:
-            self.speed = min(10.0, max(0.1, (seconds_in_stage / fraction_done) / planned))
+    def observe_training(self, step_seconds: float, fraction_done: float) -> None:
+        """`step_seconds`: time spent in optimiser steps so far; `fraction_done`: share of steps done."""
+        if self.by_steps and fraction_done >= 0.05:
+            measured = min(10.0, max(0.1, (step_seconds / fraction_done) / self.steps_s))
+            # The first steps carry one-time costs (allocations, kernel set-up): trust the measurement
+            # in proportion to the steps behind it, fully from TRUST_AFTER of them on.
+            w = min(1.0, fraction_done / TRUST_AFTER)
+            self.speed = (1 - w) + w * measured
 
     def left(self, stage: str, seconds_in_stage: float, fraction_done: float | None = None) -> float:
         """Seconds left in the whole run while in `stage`."""
         at = STAGES.index(stage)
-        if stage == "training" and self.by_steps and fraction_done and fraction_done >= 0.05:
-            current = seconds_in_stage / fraction_done - seconds_in_stage
-        else:
-            current = max(0.0, self.plan.get(stage, 0.0) * self.speed - seconds_in_stage)
+        current = max(0.0, self.plan.get(stage, 0.0) * self.speed - seconds_in_stage)
         return current + sum(self.plan.get(s, 0.0) * self.speed for s in STAGES[at + 1:])
 
     def total(self, elapsed: float, stage: str, seconds_in_stage: float, fraction_done: float | None = None) -> float:
         return elapsed + self.left(stage, seconds_in_stage, fraction_done)
+
+
+def step_seconds(work: Work, rates: Rates = DEFAULT_RATES) -> float:
+    """The optimiser steps' share of predict()'s training stage."""
+    step = rates.step.get(work.strategy) or max(rates.step.values(), default=DEFAULT_RATES.step["full"])
+    return work.step_tokens * step
 
 
 def describe_accuracy(predicted: float | None, actual: float) -> str:

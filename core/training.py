@@ -24,7 +24,7 @@ from .benchmark import GeneralBenchmark
 from .config import RunConfig
 from .data import eval_subset, load_task, sample_train
 from .errors import ConfigError, DataError, ModelError, RunError, RunStopped  # noqa: F401  (re-exported)
-from .estimate import STAGES, Clock, Work, predict as predict_stages, rates_from
+from .estimate import STAGES, Clock, Work, predict as predict_stages, rates_from, step_seconds
 from .features import FeatureCache, collate, corpus_identity, length_grouped_batches, padding_fraction, tokenize
 from .kernels import cpu_kernels, keep_freed_memory
 from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, eval_batch_size,
@@ -67,9 +67,10 @@ class _Reporter:
         self.stage, self.stage_start, self.state = "loading", self.t0, (0.0, 1.0, "")
         self.estimate: dict = {}     # predicted totals at milestones, compared with the real one at the end
         self.fraction = 0.0
+        self.step_seconds = 0.0      # time in optimiser steps (the training loop adds to it)
 
-    def plan(self, seconds: dict, source: str, steps_measure_training: bool) -> None:
-        self.clock = Clock(seconds, steps_measure_training)
+    def plan(self, seconds: dict, steps_s: float, source: str, steps_measure_training: bool) -> None:
+        self.clock = Clock(seconds, steps_s, steps_measure_training)
         self.estimate = {"before_training_s": round(time.perf_counter() - self.t0 + sum(
             seconds[s] for s in STAGES[STAGES.index("training"):]), 2), "rates": source}
 
@@ -86,9 +87,9 @@ class _Reporter:
         left = None
         if self.clock is not None:
             if stage == "training":
-                self.clock.observe_training(in_stage, within)
-                if (within >= 0.1 or not self.clock.by_steps) and "early_training_s" not in self.estimate \
-                        and in_stage >= 0.1 * self.clock.plan.get("training", 0.0):
+                self.clock.observe_training(self.step_seconds, within)
+                if (within >= 0.25 or not self.clock.by_steps) and "early_training_s" not in self.estimate \
+                        and in_stage >= 0.25 * self.clock.plan.get("training", 0.0):
                     self.estimate["early_training_s"] = round(self.clock.total(elapsed, stage, in_stage, within), 2)
             left = self.clock.left(stage, in_stage, within if stage == "training" else None)
         if stage == STAGES[-1] and within >= 1:
@@ -192,6 +193,7 @@ def _train_loop(cfg, step_fn, epoch_batches, total, evaluate_val, report, should
         loss_sum, correct, seen = 0.0, 0, 0
         for batch in epoch_batches(epoch):
             _check(should_stop)
+            t_step = time.perf_counter()
             loss, n_correct, n = step_fn(batch)
             loss.backward()
             if params_to_clip:
@@ -203,6 +205,7 @@ def _train_loop(cfg, step_fn, epoch_batches, total, evaluate_val, report, should
             correct = correct + n_correct
             seen += n
             step += 1
+            report.step_seconds += time.perf_counter() - t_step
             report("training", step, total, f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}")
         val_acc = evaluate_val()
         report.curves.append({"epoch": epoch + 1, "train_loss": float(loss_sum) / max(seen, 1),
@@ -291,7 +294,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     work = _work(cfg, strategy, task, tok_train, tok_val, tok_test, train_idx, test_idx, model_id, device, dtype,
                  benchmark)
     rates = rates_from(store.list() if store is not None else [], device.type)
-    report.plan(predict_stages(work, rates), rates.source, strategy.trains_encoder)
+    report.plan(predict_stages(work, rates), step_seconds(work, rates), rates.source, strategy.trains_encoder)
 
     t = time.perf_counter()
     report("training", 0, steps, "starting", force=True)

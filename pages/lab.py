@@ -273,7 +273,7 @@ if result is not None:
     else:
         row[0].metric("Time", f"{took:.1f} s", describe_accuracy(result.estimate.get("before_training_s"), took)
                       or None, delta_color="off", delta_arrow="off",
-                      help="Time left was estimated when training started (and again after a tenth of it: "
+                      help="Time left was estimated when training started (and again after a quarter of it: "
                            f"{result.estimate.get('early_training_s', '–')} s in all)." if result.estimate else None)
     row[1].metric("Device", f"{result.device} · {result.precision}")
     row[2].metric("Trainable parameters", f"{result.trainable_params:,}",

@@ -11,8 +11,9 @@ from core.config import ConfigError, RunConfig
 st.title("Learn")
 ui.sync_query()
 st.write("Each idea below comes with a small experiment. The button queues its runs on the in-domain task "
-         "you picked in the Lab and takes you there to watch. On this 2-core CPU a full fine-tuning run on 256 "
-         "examples takes about 30 seconds (docs/RESULTS.md); feature extraction takes a second or two.")
+         "you picked in the Lab and takes you there to watch. Each says how long its runs take on this machine "
+         "(estimated from their work at the speed this machine's runs have measured); feature extraction takes "
+         "a second or two once its features are cached.")
 
 task = ui.lab_config().task
 LESSONS = [

@@ -194,7 +194,7 @@ def report(before: dict | None, after: dict) -> str:
         ("server CPU, one tab open, no run (share of one core)", lambda d: f"{d['server_cpu_idle_one_tab']:.3f}"),
         ("**app beside one busy process / alone** (goal ≤ 2.5)", lambda d: f"**{d['summary']['app_busy_over_alone']:.2f}**"),
         ("CLI beside one busy process / alone", lambda d: f"{d['summary']['cli_busy_over_alone']:.2f}"),
-        ("time-left estimate when training started / after a tenth of it / real total (s)",
+        ("CLI run: time-left estimate when training started / after a quarter of it / real total (s)",
          lambda d: " / ".join(f"{d['cli'][0]['estimate'].get(k, float('nan')):.1f}"
                               for k in ("before_training_s", "early_training_s", "actual_s"))
          if d["cli"][0].get("estimate") else "–"),
@@ -211,7 +211,26 @@ def report(before: dict | None, after: dict) -> str:
              f"| | before ({col(before, lambda d: d['commit'])}, {col(before, lambda d: d['date'])}) "
              f"| after ({after['commit']}, {after['date']}) |", "|---|---|---|"]
     lines += [f"| {name} | {col(before, f)} | {f(after)} |" for name, f in rows]
-    lines += ["", "Load average (1 min) at start / end: before "
+    lines += ["", "Where the server's time went, and what changed (the rows above measure the effect):", "",
+              "- **With a tab open and no run**, the server used a whole core: Streamlit's file watcher walked "
+              "the repository's `.venv/` (about 51,000 files) on every inotify overflow. `.streamlit/config.toml` "
+              "now turns file watching off (and serves localhost only, without usage statistics).",
+              "- **During a run**, a py-spy profile of the server (a one-off, 15 s) put 79 % of its samples in "
+              "`gc.collect(2)`, which Streamlit runs after every script run, each 0.5 s poll of the running panel "
+              "included; with torch imported for the parameter counts, a full collection took about 300 ms. "
+              "`runner.postScriptGC = false`, and torch's objects are frozen out of collection (`gc.freeze`). "
+              "The poll itself re-sends the progress and reuses the live-curves figure until an epoch is added.",
+              "- **The worker** then had both cores to itself; the threading table below chose how it shares "
+              "them: two threads while nothing else runs, one while the other processes use more than 0.6 of a "
+              "core (`core.jobs.ThreadGovernor`; PASSIVE made every run alone 1.27x slower). Before, the app's "
+              "run alone was already slowed by the server's own core, so its busy/alone ratio compared two slow runs.",
+              "- **The first page** no longer imports torch or loads the model (parameter counts come from a "
+              "background thread and a file under the lab's folder, the first worker starts 2 s after the page), "
+              "and a registered task is read from a JSON copy instead of being split again (the split's "
+              "scikit-learn import alone took about a second). A bare one-button Streamlit page takes 1.2 s to "
+              "show its button in this browser on this machine; the second session here opens while the "
+              "first worker and the parameter counts start beside it.",
+              "", "Load average (1 min) at start / end: before "
               + col(before, lambda d: f"{d['load_start'][0]:.2f} / {d['load_end'][0]:.2f}")
               + f", after {after['load_start'][0]:.2f} / {after['load_end'][0]:.2f}."]
     if after.get("threading"):

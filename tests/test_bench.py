@@ -119,3 +119,14 @@ def test_a_missed_ratio_is_explained_with_the_matmul_floor():
     text = bench.why_missed(bench.LABEL["full"] + ": project/Trainer, training+evaluation wall", ctx)
     assert "12.0 TFLOP) takes 12.0 s of its 30.0 s" in text
     assert "a ratio of 0.5 (20.0 s) would leave 8.0 s" in text and "which takes 18.0 s now" in text
+
+
+def test_the_bench_keeps_sections_other_scripts_wrote(tmp_path):
+    """tests/app_speed.py writes its section into docs/PERFORMANCE.md; core bench rewrites the rest."""
+    from core.bench import kept_sections
+
+    doc = tmp_path / "PERFORMANCE.md"
+    doc.write_text("# old report\n\ntext\n\n<!-- kept:app-speed -->\n## The app\n| a | b |\n<!-- /kept -->\n\ntail\n")
+    kept = kept_sections(doc)
+    assert "## The app" in kept and "old report" not in kept and "tail" not in kept
+    assert kept_sections(tmp_path / "missing.md") == ""

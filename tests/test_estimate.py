@@ -55,16 +55,28 @@ def test_rates_are_read_back_from_finished_runs():
     assert rates_from(runs, device="cuda") is DEFAULT_RATES          # other devices' runs say nothing here
 
 
-def test_the_clock_corrects_later_stages_by_the_measured_training_speed():
+def test_the_clock_corrects_later_stages_by_the_measured_step_speed():
     plan = {"loading": 0, "tokenizing": 0, "training": 10.0, "evaluating": 4.0, "general": 6.0}
-    clock = Clock(plan)
-    assert clock.left("training", 0.0, 0.0) == pytest.approx(20.0)
-    clock.observe_training(10.0, 0.5)             # half the steps in 10 s: twice as slow as planned
-    assert clock.left("training", 10.0, 0.5) == pytest.approx(10.0 + 2 * 4.0 + 2 * 6.0)
+    clock = Clock(plan, steps_s=6.0)               # 6 of training's 10 s are optimiser steps
+    assert clock.left("training", 0.0) == pytest.approx(20.0)
+    clock.observe_training(0.36, 0.03)             # too few steps to say anything
+    assert clock.speed == 1.0
+    clock.observe_training(0.6, 0.05)              # twice as slow, but only 5 % of the steps: mostly the plan
+    assert 1.0 < clock.speed < 1.5
+    clock.observe_training(6.0, 0.5)               # half the steps took 6 s: twice as slow as planned
+    assert clock.speed == pytest.approx(2.0)
+    assert clock.left("training", 7.0) == pytest.approx(20.0 - 7.0 + 8.0 + 12.0)
     # within a later stage, time passes against its corrected plan: the estimate keeps moving
     assert clock.left("evaluating", 1.0) == pytest.approx(8.0 - 1.0 + 12.0)
     assert clock.left("evaluating", 3.0) < clock.left("evaluating", 1.0)
     assert clock.left("general", 20.0) == 0.0     # overdue: never negative
+
+
+def test_validation_passes_are_not_extrapolated_from_the_step_count():
+    """10 % of the steps in 0.6 s is on plan even though the stage also holds 4 s of validation."""
+    clock = Clock({"loading": 0, "tokenizing": 0, "training": 10.0, "evaluating": 0, "general": 0}, steps_s=6.0)
+    clock.observe_training(0.6, 0.1)
+    assert clock.speed == pytest.approx(1.0) and clock.left("training", 0.6) == pytest.approx(9.4)
 
 
 def test_mean_tokens_uses_the_models_own_tokenizer():
@@ -99,7 +111,7 @@ def test_frozen_features_do_not_extrapolate_from_head_steps():
     """A head on frozen features spends its training stage computing features before the first
     step: the share of steps done must not turn that into a huge estimate."""
     plan = {"loading": 0, "tokenizing": 0, "training": 20.0, "evaluating": 0.1, "general": 0.4}
-    clock = Clock(plan, steps_measure_training=False)
+    clock = Clock(plan, steps_s=0.5, steps_measure_training=False)
     clock.observe_training(19.0, 0.05)
     assert clock.speed == 1.0
-    assert clock.left("training", 19.0, 0.05) == pytest.approx(1.0 + 0.5)
+    assert clock.left("training", 19.0) == pytest.approx(1.0 + 0.5)
