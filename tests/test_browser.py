@@ -268,7 +268,9 @@ def test_presenter_mode_at_1920x1080_before_during_and_after_a_run(server, brows
     assert any("train acc" in fig["names"] for fig in layout)                     # the curves stay
     assert page.evaluate("window.onbeforeunload === null")
     shot(page, "presenter_1920_after")
-    page.screenshot(path=str(ARTIFACTS / "presenter_1920_after_full.png"), full_page=True)
+    page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    shot(page, "presenter_1920_after_tradeoff")
 
 
 def cli_seconds(config: dict, home: str) -> float:
