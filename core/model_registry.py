@@ -59,3 +59,15 @@ def model_identity(model: str) -> str:
         head = f.read(1 << 20)
     digest = hashlib.sha256(head + str(weights.stat().st_size).encode()).hexdigest()[:12]
     return f"{model}@{digest}"
+
+
+def model_layers(model: str) -> int | None:
+    """Transformer blocks of a model from its config.json (None when there is no local config)."""
+    import json
+
+    try:
+        config = json.loads((Path(model_path(model)) / "config.json").read_text())
+    except (OSError, ValueError, ModelError):
+        return None
+    layers = config.get("num_hidden_layers") or config.get("n_layers")
+    return int(layers) if layers else None

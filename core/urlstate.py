@@ -1,16 +1,36 @@
 """Query string <-> RunConfig, so a whole setup can be shared as a link.
 
 Only fields that differ from RunConfig's defaults go into the URL, written the way the CLI
-takes them (`size=all`, `lora_targets=query,value`). Reading is forgiving: a value that cannot
-be parsed is dropped with a message, and a config that does not validate falls back to the
-defaults, also with a message; the page shows the messages, never a traceback.
+takes them (`size=all`, `lora_targets=query,value`). A link is data, never an instruction: it
+may name only the lab's own tasks and the models the server offers (the registry, plus what
+whoever started the server listed in FTLAB_MODELS), and every field is checked against the task
+and model it names. Whatever cannot be used is dropped with a message naming the parameter; the
+rest of the link still applies. The page shows the messages, never a traceback.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from typing import Mapping
 
 from .config import FIELD_TYPES, ConfigError, RunConfig, format_field, parse_field
+
+EXTRA_MODELS_ENV = "FTLAB_MODELS"    # comma-separated local folders or hub ids the server offers
+
+
+def offered_models() -> list[str]:
+    """The models a page may use: the registry's, then the server's own list (FTLAB_MODELS)."""
+    from .model_registry import MODELS
+
+    extra = [m.strip() for m in os.environ.get(EXTRA_MODELS_ENV, "").split(",") if m.strip()]
+    return list(MODELS) + [m for m in extra if m not in MODELS]
+
+
+def shipped_tasks() -> list[str]:
+    from .data import TASKS
+
+    return [name for name, spec in TASKS.items() if not spec.general]
+
 
 def config_to_query(cfg: RunConfig) -> dict[str, str]:
     """The fields of `cfg` that differ from RunConfig(), as strings."""
@@ -25,21 +45,51 @@ def config_to_query(cfg: RunConfig) -> dict[str, str]:
     return out
 
 
+def check_fits(cfg: RunConfig) -> None:
+    """ConfigError if `cfg` asks for more than its task and model have (size, layers, LoRA targets)."""
+    from .data import load_task
+    from .model_registry import model_layers
+    from .strategies.lora import TARGETS
+
+    cfg = cfg.resolved()
+    n_train = len(load_task(cfg.task).train_texts)
+    if cfg.size is not None and cfg.size > n_train:
+        raise ConfigError(f"size {cfg.size:,} is more than the task's {n_train:,} training examples")
+    layers = model_layers(cfg.model)
+    if layers is not None and cfg.freeze_layers and cfg.freeze_layers > layers:
+        raise ConfigError(f"this model has {layers} layers; cannot freeze {cfg.freeze_layers}")
+    if layers is not None and cfg.feature_layer is not None and not 1 <= cfg.feature_layer <= layers:
+        raise ConfigError(f"feature layer must be between 1 and {layers} for this model (got {cfg.feature_layer})")
+    if cfg.lora_targets is not None and not set(cfg.lora_targets) <= set(TARGETS):
+        unknown = ", ".join(sorted(set(cfg.lora_targets) - set(TARGETS)))
+        raise ConfigError(f"LoRA targets must be among {', '.join(TARGETS)} (got {unknown})")
+
+
 def config_from_query(params: Mapping[str, str]) -> tuple[RunConfig, list[str]]:
-    """(config, messages): keys that are not config fields are ignored (the app keeps its own there)."""
+    """(config, messages). Keys that are not config fields are ignored (the app keeps its own there)."""
     values, errors = {}, []
-    for name in FIELD_TYPES:
+    for name in FIELD_TYPES:          # task and model come before the fields checked against them
         if name not in params:
             continue
-        raw = params[name]
+        raw = str(params[name])
         try:
-            values[name] = parse_field(name, str(raw))
+            value = parse_field(name, raw)
         except ValueError:
-            errors.append(f"the link's value {name}={raw!r} is not a valid {FIELD_TYPES[name]}; using the default")
-    cfg = RunConfig(**values)
-    try:
-        cfg.resolved()
-    except ConfigError as err:
-        errors.append(f"the link's configuration cannot run ({err}); using the defaults instead")
-        cfg = RunConfig()
-    return cfg, errors
+            errors.append(f"the link's {name}={raw!r} is not a valid {FIELD_TYPES[name]}; ignored")
+            continue
+        if name == "task" and value not in shipped_tasks():
+            errors.append(f"the link's task={raw!r} is not one of the lab's tasks ({', '.join(shipped_tasks())}); "
+                          "ignored")
+            continue
+        if name == "model" and value not in offered_models():
+            errors.append(f"the link's model={raw!r} is not a model this server offers "
+                          f"({', '.join(offered_models())}); ignored")
+            continue
+        candidate = {**values, name: value}
+        try:
+            check_fits(RunConfig(**candidate))
+        except ConfigError as err:
+            errors.append(f"the link's {name}={raw!r} cannot be used: {err}; ignored")
+            continue
+        values = candidate
+    return RunConfig(**values), errors

@@ -12,10 +12,10 @@ from core.config import ConfigError, RunConfig
 from core.errors import DataError
 from core.estimate import STAGES, describe_accuracy
 from core.jobs import time_left
-from core.model_registry import MODELS
 from core.strategies import STRATEGIES
+from core.strategies.lora import TARGETS as LORA_TARGETS
+from core.urlstate import check_fits, offered_models
 
-LORA_MODULES = ["query", "key", "value", "dense"]
 presenter = ui.presenter()
 bind = ui.bind
 
@@ -38,9 +38,12 @@ if lab["task"] not in ui.IN_DOMAIN_TASKS:
     ui.set_field("task", ui.IN_DOMAIN_TASKS[0])
 with st.sidebar:
     st.header("Run setup")
-    models = list(MODELS) + [m for m in [lab["model"]] if m not in MODELS]          # e.g. a hub id
-    st.selectbox("Model", models, accept_new_options=True, **bind("model"),
-                 help="A registry name, a local folder, or a Hugging Face hub id (needs network).")
+    models = offered_models()      # the registry, and what the server's FTLAB_MODELS lists: never typed in
+    if lab["model"] not in models:
+        ui.set_field("model", models[0])
+    st.selectbox("Model", models, **bind("model"),
+                 help="The registry's models, and the local folders or hub ids whoever started the server listed "
+                      "in FTLAB_MODELS.")
     st.selectbox("In-domain task", ui.IN_DOMAIN_TASKS, format_func=lambda t: ui.TASKS[t].title, **bind("task"))
     try:
         info = ui.task_info(st.session_state.lab_cfg["task"])
@@ -107,7 +110,7 @@ with st.sidebar:
             if "lora_r" in strategy.uses:
                 number("lora_r", "LoRA rank", 1, "%d", hint("lora_r"))
                 number("lora_alpha", "LoRA alpha", 1, "%d", hint("lora_alpha"))
-                st.multiselect("LoRA targets", LORA_MODULES, **bind("lora_targets"))
+                st.multiselect("LoRA targets", list(LORA_TARGETS), **bind("lora_targets"))
             st.selectbox("Feature layer", [None, 1, 2, 3, 4, 5, 6], format_func=lambda v: "last" if v is None else str(v),
                          **bind("feature_layer"))
             st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))
@@ -125,7 +128,9 @@ ui.sync_query(cfg)
 
 # ---------------------------------------------------------------------------- the Run bar
 try:
-    resolved, config_error = cfg.resolved(), None
+    resolved = cfg.resolved()
+    check_fits(cfg)                   # more layers or examples than the model and task have
+    config_error = None
 except ConfigError as err:
     resolved, config_error = None, err
 estimate = ui.estimate_seconds(cfg) if config_error is None else None

@@ -99,6 +99,36 @@ def test_bad_link_values_give_a_clear_error_and_defaults():
     assert at.sidebar.radio(key="cfg_strategy").value == "full"       # the defaults
 
 
+def test_a_hostile_link_is_refused_field_by_field_and_the_lab_still_runs():
+    at = new_app({"strategy": "lora", "lora_targets": "foo", "task": "csv:/etc/passwd", "model": "/tmp",
+                  "size": "-5", "freeze_layers": "7"})
+    assert_no_exception(at)
+    errors = " ".join(e.value for e in at.error)
+    for name in ("lora_targets='foo'", "task='csv:/etc/passwd'", "model='/tmp'", "size='-5'"):
+        assert name in errors, name
+    assert at.session_state["lab_cfg"]["task"] == "r8" and at.session_state["lab_cfg"]["model"] == "minilm"
+    assert at.sidebar.radio(key="cfg_strategy").value == "lora"          # the good part of the link kept
+    assert not at.button(key="run").disabled
+
+
+def test_the_learn_page_queues_only_what_a_link_may_name():
+    at = new_app({"task": "csv:/etc/passwd"})
+    at.switch_page("pages/learn.py").run()
+    at.button(key="learn_0").click().run()
+    assert_no_exception(at)
+    jobs = jobs_of(at)
+    assert jobs and all(j.config.task == "r8" for j in jobs)
+    for j in jobs:
+        manager().stop(j.id)
+
+
+def test_more_layers_than_the_model_has_disables_run_with_a_message():
+    at = new_app()
+    at.number_input(key="cfg_freeze_layers").set_value(7).run()
+    assert any("has 6 layers" in e.value for e in at.error)
+    assert at.button(key="run").disabled
+
+
 def test_out_of_range_value_is_a_message_and_run_is_disabled():
     at = new_app()
     at.number_input(key="cfg_lr").set_value(5.0).run()
@@ -356,8 +386,10 @@ def test_compare_page_table_plots_export_and_delete():
 
 
 @pytest.mark.slow
-def test_hub_model_offline_is_a_clear_message():
+def test_hub_model_offline_is_a_clear_message(monkeypatch):
+    monkeypatch.setenv("FTLAB_MODELS", "nobody/no-such-model")      # offered by whoever started the server
     at = new_app({**TINY_QUERY, "model": "nobody/no-such-model"})
+    assert at.session_state["lab_cfg"]["model"] == "nobody/no-such-model"
     wait_warm()
     at.button(key="run").click().run()
     finish(at)

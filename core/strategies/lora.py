@@ -4,6 +4,8 @@ adapter through `modules_to_save` (without it, peft silently leaves it out: peft
 """
 from .base import COMMON, Strategy, decay_groups
 
+TARGETS = ("query", "key", "value", "dense")    # the BERT-style projections an adapter can sit beside
+
 
 def adapt(model, cfg):
     from peft import LoraConfig, get_peft_model

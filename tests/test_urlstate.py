@@ -1,0 +1,58 @@
+"""Links are data, not instructions: what a shared link may set, and what it is refused."""
+import pytest
+
+from core.config import RunConfig
+from core.urlstate import EXTRA_MODELS_ENV, config_from_query, config_to_query
+
+
+def refused(params: dict) -> tuple[RunConfig, str]:
+    cfg, errors = config_from_query(params)
+    return cfg, " | ".join(errors)
+
+
+@pytest.mark.parametrize("path", ["csv:/etc/passwd", "csv:../../secret.csv", "hf:someone/private", "nope"])
+def test_a_link_names_only_the_labs_own_tasks(path):
+    cfg, why = refused({"task": path, "size": "64"})
+    assert cfg.task == "r8" and cfg.size == 64                 # the rest of the link still applies
+    assert f"task={path!r}" in why and "not one of the lab's tasks" in why
+
+
+@pytest.mark.parametrize("model", ["/tmp", "~/models/secret", "someone/big-model", "../model"])
+def test_a_link_names_only_the_models_the_server_offers(model, monkeypatch):
+    monkeypatch.delenv(EXTRA_MODELS_ENV, raising=False)
+    cfg, why = refused({"model": model})
+    assert cfg.model == "minilm" and f"model={model!r}" in why
+
+
+def test_the_server_may_offer_more_models(monkeypatch):
+    monkeypatch.setenv(EXTRA_MODELS_ENV, "someone/big-model, /srv/models/mine")
+    cfg, why = refused({"model": "someone/big-model"})
+    assert cfg.model == "someone/big-model" and not why
+
+
+def test_every_bad_field_is_named_and_the_good_ones_kept():
+    cfg, errors = config_from_query({"size": "-5", "strategy": "nope", "lr": "abc", "task": "csv:/etc/passwd",
+                                     "epochs": "4"})
+    why = " | ".join(errors)
+    assert len(errors) == 4
+    for part in ("size='-5'", "strategy='nope'", "lr='abc'", "task='csv:/etc/passwd'"):
+        assert part in why
+    assert cfg.epochs == 4 and cfg.task == "r8" and cfg.strategy == "full"
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"size": "999999"}, "more than the task's"),
+    ({"freeze_layers": "7"}, "has 6 layers"),
+    ({"feature_layer": "9"}, "between 1 and 6"),
+    ({"strategy": "lora", "lora_targets": "foo"}, "LoRA targets must be among"),
+])
+def test_a_link_is_checked_against_its_task_and_model(params, words):
+    cfg, why = refused(params)
+    assert words in why
+    cfg.resolved()                                             # what is left runs
+
+
+def test_a_good_link_comes_back_as_it_was_written():
+    cfg = RunConfig(task="sms-spam", size=128, strategy="lora", lora_r=4, lora_targets=("query", "key"), seed=3)
+    back, errors = config_from_query(config_to_query(cfg))
+    assert not errors and back.resolved() == cfg.resolved()
