@@ -32,96 +32,26 @@ if not presenter:
 for msg in st.session_state.pop("url_errors", []):
     st.error(msg, icon=ui.ICON_LINK)
 
-# ---------------------------------------------------------------------------- sidebar: the setup
+# ---------------------------------------------------------------------------- the configuration
+# The Run bar comes first in the script (it is what a speaker needs at once), before the sidebar;
+# the widgets' callbacks have already written any change into lab_cfg before this runs.
 lab = st.session_state.lab_cfg
+models = offered_models()      # the registry, and what the server's FTLAB_MODELS lists: never typed in
+if lab["model"] not in models:
+    ui.set_field("model", models[0])
 if lab["task"] not in ui.IN_DOMAIN_TASKS:
     ui.set_field("task", ui.IN_DOMAIN_TASKS[0])
-with st.sidebar:
-    st.header("Run setup")
-    models = offered_models()      # the registry, and what the server's FTLAB_MODELS lists: never typed in
-    if lab["model"] not in models:
-        ui.set_field("model", models[0])
-    st.selectbox("Model", models, **bind("model"),
-                 help="The registry's models, and the local folders or hub ids whoever started the server listed "
-                      "in FTLAB_MODELS.")
-    st.selectbox("In-domain task", ui.IN_DOMAIN_TASKS, format_func=lambda t: ui.TASKS[t].title, **bind("task"))
-    try:
-        info = ui.task_info(st.session_state.lab_cfg["task"])
-    except DataError as err:
-        st.error(f"**The data could not be used.** {err}", icon=ui.ICON_ERROR)
-        st.stop()
-    card = info["card"]
-    st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['test']:,} test · "
-               f"{len(card['labels'])} labels: {', '.join(card['labels'][:8])}"
-               + (" ..." if len(card["labels"]) > 8 else ""))
-    if not presenter:
-        for label, text in info["examples"]:
-            st.caption(f"*{label}*: “{text[:140]}{'...' if len(text) > 140 else ''}”")
-
-    sizes = info["sizes"]
-    wanted = st.session_state.lab_cfg["size"] or sizes[-1]
-    shown_size = wanted if wanted in sizes else max([s for s in sizes if s <= wanted] or sizes[:1])
-    if shown_size != wanted or (shown_size == sizes[-1]) != (st.session_state.lab_cfg["size"] is None):
-        ui.set_field("size", None if shown_size == sizes[-1] else shown_size)   # the nearest size not above
-    st.select_slider("Training-set size", sizes, format_func=lambda n: f"all ({n:,})" if n == sizes[-1] else f"{n:,}",
-                     **bind("size", shown=shown_size, convert=lambda n: None if n == sizes[-1] else n))
-
-    counter = ui.param_counter()
-    counting = []
-
-    def count_line(name: str) -> str:
-        cfg = RunConfig.from_dict({**st.session_state.lab_cfg, "strategy": name})
-        try:
-            got = counter.get(cfg, info["num_labels"])
-        except ConfigError as err:
-            return f"cannot count: {err}"
-        if got is None:
-            counting.append(name)
-            return "counting trainable parameters..."
-        if isinstance(got, str):
-            return "parameters counted when it runs"
-        trainable, total = got
-        share = 100 * trainable / total
-        return f"{trainable:,} trainable parameters ({share:.2g} % of {total / 1e6:.1f} M)" if share < 99.5 else \
-            f"{trainable:,} trainable parameters (all of them)"
-
-    st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title, **bind("strategy"),
-             captions=[STRATEGIES[s].summary + f" **{count_line(s)}**" for s in STRATEGIES])
-    strategy = STRATEGIES[st.session_state.lab_cfg["strategy"]]
-    hints = strategy.defaults
-
-    def hint(name):
-        value = hints.get(name, ui.FIELD_DEFAULTS.get(name))
-        return "" if value is None else f"default: {value:g}" if isinstance(value, (int, float)) else f"default: {value}"
-
-    # ------------------------------------------------------------------------ advanced (hidden for talks)
-    if not presenter:
-        with st.expander("Advanced"):
-            if "lr" in strategy.uses:
-                number("lr", "Learning rate (encoder / adapters)", 1e-5, "%g", hint("lr"))
-            number("head_lr", "Head learning rate", 1e-4, "%g", hint("head_lr"))
-            number("epochs", "Epochs", 1, "%d", hint("epochs"))
-            number("batch_size", "Batch size", 8, "%d", hint("batch_size"))
-            number("max_length", "Max length (tokens)", 16, "%d", hint("max_length"))
-            number("seed", "Seed", 1, "%d", hint("seed"))
-            if "freeze_layers" in strategy.uses:
-                number("freeze_layers", "Frozen bottom layers", 1, "%d", hint("freeze_layers"))
-                number("layer_lr_decay", "Layer-wise lr decay (1 = none)", 0.05, "%g", hint("layer_lr_decay"))
-            if "lora_r" in strategy.uses:
-                number("lora_r", "LoRA rank", 1, "%d", hint("lora_r"))
-                number("lora_alpha", "LoRA alpha", 1, "%d", hint("lora_alpha"))
-                st.multiselect("LoRA targets", list(LORA_TARGETS), **bind("lora_targets"))
-            st.selectbox("Feature layer", [None, 1, 2, 3, 4, 5, 6], format_func=lambda v: "last" if v is None else str(v),
-                         **bind("feature_layer"))
-            st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))
-            number("eval_size", "Eval size (test texts)", 100, "%d", hint("eval_size"))
-            number("general_size", "General-benchmark size (per task)", 100, "%d", hint("general_size"))
-    if counting:          # the counts arrive from a background thread: show them when they are there
-        @st.fragment(run_every=1.0)
-        def wait_for_counts():
-            if not counter.pending():
-                st.rerun()
-        wait_for_counts()
+try:
+    info = ui.task_info(st.session_state.lab_cfg["task"])
+except DataError as err:
+    st.error(f"**The data could not be used.** {err}", icon=ui.ICON_ERROR)
+    st.stop()
+sizes = info["sizes"]
+wanted = st.session_state.lab_cfg["size"] or sizes[-1]
+shown_size = wanted if wanted in sizes else max([s for s in sizes if s <= wanted] or sizes[:1])
+if shown_size != wanted or (shown_size == sizes[-1]) != (st.session_state.lab_cfg["size"] is None):
+    ui.set_field("size", None if shown_size == sizes[-1] else shown_size)   # the nearest size not above
+strategy = STRATEGIES[st.session_state.lab_cfg["strategy"]]
 
 cfg = ui.lab_config()
 ui.sync_query(cfg)
@@ -246,6 +176,81 @@ def job_panel():
 
 st.fragment(run_every=0.5 if active else None)(job_panel)()
 ui.leave_guard(bool(active))
+
+# ---------------------------------------------------------------------------- sidebar: the setup
+with st.sidebar:
+    st.header("Run setup")
+    st.selectbox("Model", models, **bind("model"),
+                 help="The registry's models, and the local folders or hub ids whoever started the server listed "
+                      "in FTLAB_MODELS.")
+    st.selectbox("In-domain task", ui.IN_DOMAIN_TASKS, format_func=lambda t: ui.TASKS[t].title, **bind("task"))
+    card = info["card"]
+    st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['test']:,} test · "
+               f"{len(card['labels'])} labels: {', '.join(card['labels'][:8])}"
+               + (" ..." if len(card["labels"]) > 8 else ""))
+    if not presenter:
+        for label, text in info["examples"]:
+            st.caption(f"*{label}*: “{text[:140]}{'...' if len(text) > 140 else ''}”")
+
+    st.select_slider("Training-set size", sizes, format_func=lambda n: f"all ({n:,})" if n == sizes[-1] else f"{n:,}",
+                     **bind("size", shown=shown_size, convert=lambda n: None if n == sizes[-1] else n))
+
+    counter = ui.param_counter()
+    counting = []
+
+    def count_line(name: str) -> str:
+        cfg = RunConfig.from_dict({**st.session_state.lab_cfg, "strategy": name})
+        try:
+            got = counter.get(cfg, info["num_labels"])
+        except ConfigError as err:
+            return f"cannot count: {err}"
+        if got is None:
+            counting.append(name)
+            return "counting trainable parameters..."
+        if isinstance(got, str):
+            return "parameters counted when it runs"
+        trainable, total = got
+        share = 100 * trainable / total
+        return f"{trainable:,} trainable parameters ({share:.2g} % of {total / 1e6:.1f} M)" if share < 99.5 else \
+            f"{trainable:,} trainable parameters (all of them)"
+
+    st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title, **bind("strategy"),
+             captions=[STRATEGIES[s].summary + f" **{count_line(s)}**" for s in STRATEGIES])
+    hints = strategy.defaults
+
+    def hint(name):
+        value = hints.get(name, ui.FIELD_DEFAULTS.get(name))
+        return "" if value is None else f"default: {value:g}" if isinstance(value, (int, float)) else f"default: {value}"
+
+    # ------------------------------------------------------------------------ advanced (hidden for talks)
+    if not presenter:
+        with st.expander("Advanced"):
+            if "lr" in strategy.uses:
+                number("lr", "Learning rate (encoder / adapters)", 1e-5, "%g", hint("lr"))
+            number("head_lr", "Head learning rate", 1e-4, "%g", hint("head_lr"))
+            number("epochs", "Epochs", 1, "%d", hint("epochs"))
+            number("batch_size", "Batch size", 8, "%d", hint("batch_size"))
+            number("max_length", "Max length (tokens)", 16, "%d", hint("max_length"))
+            number("seed", "Seed", 1, "%d", hint("seed"))
+            if "freeze_layers" in strategy.uses:
+                number("freeze_layers", "Frozen bottom layers", 1, "%d", hint("freeze_layers"))
+                number("layer_lr_decay", "Layer-wise lr decay (1 = none)", 0.05, "%g", hint("layer_lr_decay"))
+            if "lora_r" in strategy.uses:
+                number("lora_r", "LoRA rank", 1, "%d", hint("lora_r"))
+                number("lora_alpha", "LoRA alpha", 1, "%d", hint("lora_alpha"))
+                st.multiselect("LoRA targets", list(LORA_TARGETS), **bind("lora_targets"))
+            st.selectbox("Feature layer", [None, 1, 2, 3, 4, 5, 6], format_func=lambda v: "last" if v is None else str(v),
+                         **bind("feature_layer"))
+            st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))
+            number("eval_size", "Eval size (test texts)", 100, "%d", hint("eval_size"))
+            number("general_size", "General-benchmark size (per task)", 100, "%d", hint("general_size"))
+    if counting:          # the counts arrive from a background thread: show them when they are there
+        @st.fragment(run_every=1.0)
+        def wait_for_counts():
+            if not counter.pending():
+                st.rerun()
+        wait_for_counts()
+
 
 # ---------------------------------------------------------------------------- the last outcome
 finished = [j for j in jobs if j.finished]
