@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import pickle
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +88,58 @@ def fit_probe(x: np.ndarray, y: np.ndarray):
     return make_pipeline(Normalizer(), LogisticRegression(C=PROBE_C, max_iter=3000)).fit(x, y)
 
 
+@dataclass
+class LinearProbe:
+    """A fitted probe as plain arrays: the cache holds data only (np.load without pickle), so whoever
+    can write the cache folder cannot make the worker run code. Predicts exactly as fit_probe's
+    pipeline does: L2-normalise the rows, then the logistic regression's linear decision."""
+    coef: np.ndarray          # (classes or 1, features)
+    intercept: np.ndarray
+    classes: np.ndarray
+
+    @classmethod
+    def of(cls, pipeline) -> "LinearProbe":
+        lr = pipeline[-1]
+        return cls(lr.coef_.copy(), lr.intercept_.copy(), lr.classes_.copy())
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        scores = (x / norms) @ self.coef.T + self.intercept
+        if scores.shape[1] == 1:                      # binary: one decision, positive = the second class
+            return self.classes[(scores[:, 0] > 0).astype(int)]
+        return self.classes[scores.argmax(axis=1)]
+
+
+def save_probes(path, probes: dict, per_task: dict) -> None:
+    """Probes and the pre-trained per-task scores as one .npz (atomic: a crash leaves the old file)."""
+    import json
+    import os
+
+    arrays = {"per_task": np.array(json.dumps(per_task))}
+    for name, probe in probes.items():
+        arrays.update({f"{name}.coef": probe.coef, f"{name}.intercept": probe.intercept,
+                       f"{name}.classes": probe.classes})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_probes(path) -> tuple[dict, dict] | None:
+    """(probes, per_task) from save_probes' file; None if it is missing or damaged (then refit)."""
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            per_task = json.loads(str(z["per_task"]))
+            probes = {name: LinearProbe(z[f"{name}.coef"], z[f"{name}.intercept"], z[f"{name}.classes"])
+                      for name in per_task}
+        return probes, per_task
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def standard_error(acc: float, n: int) -> float:
     return math.sqrt(max(acc * (1 - acc), 1e-12) / n)
 
@@ -139,7 +190,7 @@ class GeneralBenchmark:
     def _probe_path(self):
         spec = f"{self.model_identity}|{self.device.type}|{self.dtype}|{MAX_LENGTH}|{PROBE_C}|l2"
         spec += "|" + "|".join(corpus_identity(ps.texts) for ps in self.sets)
-        return cache_dir() / "probes" / f"{hashlib.sha256(spec.encode()).hexdigest()[:20]}.pkl"
+        return cache_dir() / "probes" / f"{hashlib.sha256(spec.encode()).hexdigest()[:20]}.npz"
 
     def has_reference(self) -> bool:
         """True when the pre-trained probes are on disk (every run after the first on this machine)."""
@@ -152,28 +203,20 @@ class GeneralBenchmark:
     def reference(self, base_encoder, should_stop=None) -> tuple[dict, GeneralScore]:
         """(probes, the pre-trained encoder's score), fitted once and kept on disk."""
         path = self._probe_path()
-        if path.exists():
-            try:
-                with open(path, "rb") as f:
-                    probes, score = pickle.load(f)
-                return probes, score
-            except Exception:
-                pass   # damaged cache: refit
+        stored = load_probes(path) if path.exists() else None
+        if stored is not None:
+            probes, per_task = stored
+            return probes, _summarise(per_task)
         probes, per_task = {}, {}
         for ps in self.sets:
             x = self._pretrained_features(base_encoder, ps, should_stop)
             with one_blas_thread():
-                probe = fit_probe(x[:ps.n_train], ps.y_train)
-                acc = float((probe.predict(x[ps.n_train:]) == ps.y_test).mean())
+                probe = LinearProbe.of(fit_probe(x[:ps.n_train], ps.y_train))
+            acc = float((probe.predict(x[ps.n_train:]) == ps.y_test).mean())
             probes[ps.name] = probe
             per_task[ps.name] = {"fixed": acc, "refit": acc, "n_test": len(ps.y_test)}
-        score = _summarise(per_task)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump((probes, score), f)
-        tmp.replace(path)
-        return probes, score
+        save_probes(path, probes, per_task)
+        return probes, _summarise(per_task)
 
     def score(self, encoder, base_encoder, encoder_changed: bool, should_stop=None) -> GeneralScore:
         """Score `encoder`. An unchanged encoder reads the pre-trained features back from the cache."""

@@ -201,3 +201,27 @@ def test_a_registered_task_is_kept_on_disk_identical_and_rebuilt_when_damaged(tm
     assert again.train_labels.dtype == np.int64 and again.label_names == built.label_names
     copy.write_text("{not json")
     assert data._cached_build(spec).identity() == built.identity()   # damaged: rebuilt, not fatal
+
+
+def test_probes_are_stored_as_plain_arrays_and_predict_as_the_pipeline(tmp_path):
+    """The probe cache is data: np.load without pickle reads it, and a damaged file means a refit."""
+    from core.benchmark import LinearProbe, fit_probe, load_probes, save_probes
+
+    rng = np.random.default_rng(0)
+    probes, per_task, x_test = {}, {}, {}
+    for name, k in (("binary", 2), ("multi", 5)):
+        x = rng.normal(size=(60 * k, 16)) + np.repeat(np.eye(k, 16) * 2, 60, axis=0)
+        y = np.repeat(np.arange(k), 60)
+        pipe = fit_probe(x, y)
+        probes[name], x_test[name] = LinearProbe.of(pipe), rng.normal(size=(200, 16))
+        assert (probes[name].predict(x_test[name]) == pipe.predict(x_test[name])).all()
+        per_task[name] = {"fixed": 0.5, "refit": 0.5, "n_test": 200}
+    path = tmp_path / "probes.npz"
+    save_probes(path, probes, per_task)
+    back, tasks = load_probes(path)
+    assert tasks == per_task
+    for name in probes:
+        assert (back[name].predict(x_test[name]) == probes[name].predict(x_test[name])).all()
+    path.write_bytes(b"not an npz")
+    assert load_probes(path) is None
+    assert not list(tmp_path.glob("*.pkl"))
