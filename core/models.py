@@ -44,9 +44,10 @@ def load_base(model: str = DEFAULT_MODEL):
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     path = model_path(model)
-    if model in MODELS:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    kwargs = dict(trust_remote_code=False)
+    # A registry model is files on disk: never ask the hub about it. Said per call, not through
+    # HF_HUB_OFFLINE in os.environ, which every worker started afterwards would inherit (so a hub id
+    # asked for later would always be "offline", even on a connected machine).
+    kwargs = dict(trust_remote_code=False, local_files_only=model in MODELS)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         encoder = AutoModel.from_pretrained(path, use_safetensors=True, attn_implementation="sdpa", **kwargs)

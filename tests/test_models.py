@@ -159,3 +159,19 @@ def test_weight_decay_skips_biases_and_norms():
     for name, p in model.named_parameters():
         expected = 0.0 if (name.endswith("bias") or "LayerNorm" in name) else cfg.weight_decay
         assert decay_of[id(p)] == expected, name
+
+
+def test_loading_a_registry_model_does_not_turn_the_hub_off_for_the_process(monkeypatch):
+    """Workers inherit the server's environment: loading the embedded model must not leave
+    HF_HUB_OFFLINE=1 behind for them."""
+    import os
+
+    from core.models import load_base
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    load_base.cache_clear()
+    try:
+        load_base("minilm")
+        assert "HF_HUB_OFFLINE" not in os.environ
+    finally:
+        load_base.cache_clear()
