@@ -75,9 +75,14 @@ DEFAULT_RATES = Rates(
 )
 
 
+def _step_rate(strategy: str, rates: Rates) -> float:
+    """s per step token; a strategy without a measured rate gets the dearest one."""
+    return rates.step.get(strategy) or max(rates.step.values(), default=DEFAULT_RATES.step["full"])
+
+
 def predict(work: Work, rates: Rates = DEFAULT_RATES) -> dict:
     """Seconds per stage for `work` at `rates`."""
-    step = rates.step.get(work.strategy) or max(rates.step.values(), default=DEFAULT_RATES.step["full"])
+    step = _step_rate(work.strategy, rates)
     f = rates.fixed
     return {
         "loading": f.get("loading", 0.0),
@@ -159,20 +164,19 @@ class Clock:
             w = min(1.0, fraction_done / TRUST_AFTER)
             self.speed = (1 - w) + w * measured
 
-    def left(self, stage: str, seconds_in_stage: float, fraction_done: float | None = None) -> float:
+    def left(self, stage: str, seconds_in_stage: float) -> float:
         """Seconds left in the whole run while in `stage`."""
         at = STAGES.index(stage)
         current = max(0.0, self.plan.get(stage, 0.0) * self.speed - seconds_in_stage)
         return current + sum(self.plan.get(s, 0.0) * self.speed for s in STAGES[at + 1:])
 
-    def total(self, elapsed: float, stage: str, seconds_in_stage: float, fraction_done: float | None = None) -> float:
-        return elapsed + self.left(stage, seconds_in_stage, fraction_done)
+    def total(self, elapsed: float, stage: str, seconds_in_stage: float) -> float:
+        return elapsed + self.left(stage, seconds_in_stage)
 
 
 def step_seconds(work: Work, rates: Rates = DEFAULT_RATES) -> float:
     """The optimiser steps' share of predict()'s training stage."""
-    step = rates.step.get(work.strategy) or max(rates.step.values(), default=DEFAULT_RATES.step["full"])
-    return work.step_tokens * step
+    return work.step_tokens * _step_rate(work.strategy, rates)
 
 
 def describe_accuracy(predicted: float | None, actual: float) -> str:
@@ -205,7 +209,8 @@ def _tokenizer_file(model: str):
     return path if path.exists() else None
 
 
-def _mean_tokens_uncached(model: str, sample: tuple, max_length: int) -> float:
+@functools.lru_cache(maxsize=64)
+def _mean_tokens(model: str, sample: tuple, max_length: int) -> float:
     path = _tokenizer_file(model)
     if path is None:
         return float(min(max_length, statistics.fmean(len(t) / 4 + 2 for t in sample)))
@@ -217,7 +222,6 @@ def _mean_tokens_uncached(model: str, sample: tuple, max_length: int) -> float:
     return float(statistics.fmean(len(e.ids) for e in tok.encode_batch(list(sample))))
 
 
-_mean_tokens = functools.lru_cache(maxsize=64)(_mean_tokens_uncached)
 
 
 def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES) -> float | None:

@@ -2,6 +2,7 @@
 so the app lists models and computes run keys before any worker has loaded one."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from dataclasses import dataclass
@@ -51,13 +52,18 @@ def model_path(model: str) -> str:
 
 def model_identity(model: str) -> str:
     """What the weights really are: name plus a hash of the weight file's size and head bytes."""
-    path = Path(model_path(model))
-    weights = path / "model.safetensors"
+    weights = Path(model_path(model)) / "model.safetensors"
     if not weights.exists():
         return f"{model}"
+    stat = weights.stat()       # the Lab asks on every rerun: hash the file once per version of it
+    return _weights_identity(model, str(weights), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _weights_identity(model: str, weights: str, size: int, mtime_ns: int) -> str:
     with open(weights, "rb") as f:
         head = f.read(1 << 20)
-    digest = hashlib.sha256(head + str(weights.stat().st_size).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(head + str(size).encode()).hexdigest()[:12]
     return f"{model}@{digest}"
 
 

@@ -58,13 +58,6 @@ def _scatter(runs, name: str, strategy: str, hollow: bool) -> go.Scatter:
         customdata=[r.key for r in runs])
 
 
-def pretrained_score(runs) -> float | None:
-    """The pre-trained encoder's general score (same for every run on the same model and size)."""
-    for r in runs:
-        return r.pretrained_general["score"]
-    return None
-
-
 def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str = "") -> go.Figure:
     """Live runs (filled) over preset runs (hollow); a reference line at the pre-trained general
     score with an arrow from it to every live run; the Pareto frontier of all points."""

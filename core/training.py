@@ -90,8 +90,8 @@ class _Reporter:
                 self.clock.observe_training(self.step_seconds, within)
                 if (within >= 0.25 or not self.clock.by_steps) and "early_training_s" not in self.estimate \
                         and in_stage >= 0.25 * self.clock.plan.get("training", 0.0):
-                    self.estimate["early_training_s"] = round(self.clock.total(elapsed, stage, in_stage, within), 2)
-            left = self.clock.left(stage, in_stage, within if stage == "training" else None)
+                    self.estimate["early_training_s"] = round(self.clock.total(elapsed, stage, in_stage), 2)
+            left = self.clock.left(stage, in_stage)
         if stage == STAGES[-1] and within >= 1:
             left, fraction = 0.0, 1.0
         elif left is not None:

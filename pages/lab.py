@@ -20,6 +20,13 @@ presenter = ui.presenter()
 bind = ui.bind
 
 
+def knob_text(cfg, names, bold: bool = False) -> list[str]:
+    """'lr 5e-05', 'epochs 3' (values in bold for the Run bar), for the fields of `names` that are set."""
+    b = "**" if bold else ""
+    return [f"{k} {b}{getattr(cfg, k):g}{b}" if isinstance(getattr(cfg, k), float) else f"{k} {b}{getattr(cfg, k)}{b}"
+            for k in names if getattr(cfg, k, None) is not None]
+
+
 def number(name: str, label: str, step, fmt: str, hint: str, **kw):
     # value=None: the box may be emptied (it then means the default); its value comes from lab_cfg via bind
     return st.number_input(label, value=None, step=step, format=fmt, placeholder=hint, **bind(name), **kw)
@@ -74,8 +81,7 @@ with what_col:
     else:
         knobs = strategy.uses if not presenter else [k for k in ("lr", "epochs", "batch_size", "freeze_layers", "lora_r")
                                                      if k in strategy.uses]       # a projector: the few that matter
-        shown = [f"{k} **{getattr(resolved, k):g}**" if isinstance(getattr(resolved, k), float)
-                 else f"{k} **{getattr(resolved, k)}**" for k in knobs if getattr(resolved, k) is not None]
+        shown = knob_text(resolved, knobs, bold=True)
         st.markdown(f"**{strategy.title}** on {ui.TASKS[resolved.task].title}, n={shown_size:,} · "
                     + " · ".join(shown) + f" · about **{ui.duration(estimate)}** here")
     if long_run:
@@ -107,8 +113,7 @@ def describe(job) -> str:
         c = job.config.resolved()
     except ConfigError:
         c = job.config
-    knobs = [f"{k} {getattr(c, k):g}" if isinstance(getattr(c, k), float) else f"{k} {getattr(c, k)}"
-             for k in ("lr", "epochs", "freeze_layers", "lora_r") if getattr(c, k, None) not in (None, 0)]
+    knobs = knob_text(c, [k for k in ("lr", "epochs", "freeze_layers", "lora_r") if getattr(c, k, None) != 0])
     size = "all" if c.size is None else f"{c.size:,}"
     task = ui.TASKS[c.task].title if c.task in ui.TASKS else c.task
     return f"**{STRATEGIES[c.strategy].title}** on {task} · n={size} · seed {c.seed} · " + " · ".join(knobs)

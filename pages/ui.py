@@ -24,12 +24,14 @@ from core.jobs import FAILED, STOPPED, JobManager
 from core.param_counts import ParamCounter
 from core.presets import load_presets
 from core.store import RunStore
-from core.urlstate import config_from_query, config_to_query
+from core.urlstate import config_from_query, config_to_query, shipped_tasks
 
-IN_DOMAIN_TASKS = [name for name, spec in TASKS.items() if not spec.general]
+IN_DOMAIN_TASKS = shipped_tasks()
 WIDGET_PREFIX = "cfg_"     # the Lab's config widgets are keyed cfg_<RunConfig field>
 from core.estimate import LONG_RUN_S  # noqa: E402  a run estimated longer asks for a confirmation first
 FIELD_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
+# Fields where None means the strategy's default: an emptied box keeps None (others take FIELD_DEFAULTS).
+OPTIONAL_NUMBERS = {"lr", "head_lr", "epochs", "batch_size", "dropout"}
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -175,9 +177,6 @@ def bind(name: str, shown=None, convert=None) -> dict:
     empty = None if FIELD_DEFAULTS.get(name) is None or name in OPTIONAL_NUMBERS else FIELD_DEFAULTS[name]
     return {"key": WIDGET_PREFIX + name, "on_change": _take, "args": (name, empty, convert)}
 
-
-# Fields where None means something (the strategy's default, or "all"): an empty box keeps None.
-OPTIONAL_NUMBERS = {"lr", "head_lr", "epochs", "batch_size", "dropout"}
 
 
 def sync_query(cfg: RunConfig | None = None) -> None:
