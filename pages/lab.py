@@ -7,7 +7,6 @@ JobManager) -> the last result's cards -> the trade-off plot.
 import streamlit as st
 
 from pages import ui
-from core import plots
 from core.config import ConfigError, RunConfig
 from core.errors import DataError
 from core.estimate import STAGES, describe_accuracy
@@ -124,6 +123,8 @@ def live_curves(job):
     curves = job.progress.get("curves") or []
     cache = st.session_state.get("_live_fig")
     if cache is None or cache[0] != (job.id, len(curves)):
+        from core import plots   # plotly: imported when a chart is first drawn, not on the first page
+
         fig = plots.curves_figure(curves, "Live per-epoch curves", n_epochs=job.config.resolved().epochs)
         cache = ((job.id, len(curves)), plots.for_presenter(fig) if presenter else fig)
         st.session_state["_live_fig"] = cache
@@ -296,8 +297,7 @@ if result is not None:
                   delta_arrow="off")
     row[3].metric("Macro-F1", f"{100 * result.in_domain_f1:.1f} %")
     if result.curves:
-        fig = plots.curves_figure(result.curves, n_epochs=len(result.curves))
-        st.plotly_chart(plots.for_presenter(fig) if presenter else fig, key="result_curves")
+        ui.chart(lambda plots: plots.curves_figure(result.curves, n_epochs=len(result.curves)), "result_curves")
 
 # ---------------------------------------------------------------------------- the trade-off plot
 st.subheader(f"Trade-off on {ui.TASKS[cfg.task].title}: what each run learned vs what it forgot")
@@ -309,9 +309,10 @@ chosen = st.multiselect("Presets drawn (hollow markers)", names, default=names, 
 runs = ui.store().list(task=cfg.task)
 preset_runs = ui.preset_runs(cfg.task, chosen)
 if runs or preset_runs:
-    fig = plots.tradeoff_figure(runs, preset_runs, highlight=result.key if result else None)
-    st.plotly_chart(plots.for_presenter(fig) if presenter else fig, key="tradeoff")
+    ui.chart(lambda plots: plots.tradeoff_figure(runs, preset_runs, highlight=result.key if result else None),
+             "tradeoff")
     st.caption("Dashed line: the pre-trained encoder's general score. Arrows run from it to each run: "
                "left means forgotten. Marker size grows with the training-set size; hover for the config.")
 else:
     st.info("No runs on this task yet: press **Run**, or try a one-click comparison on the **Learn** page.")
+ui.draw_waiting_charts()

@@ -43,7 +43,7 @@ def job_manager() -> JobManager:
     process and queues the rest. Created on the first page load so the worker is warm (torch
     imported, model loaded) by the time anyone clicks Run. The server itself never imports torch
     for a page: it needs the cores less than the worker does."""
-    return JobManager(warm_after_s=2.0)
+    return JobManager(warm_after_s=3.0)
 
 
 def _release(owner: str) -> None:
@@ -279,3 +279,38 @@ def leave_guard(running: bool) -> None:
     js = ("window.onbeforeunload = (e) => { e.preventDefault(); e.returnValue = ''; return ''; };" if running
           else "window.onbeforeunload = null;")
     st.html(f"<script>{js}</script>", unsafe_allow_javascript=True)
+
+
+# ---------------------------------------------------------------------------- charts after the first paint
+# Measured (docs/PERFORMANCE.md, first page): the browser holds the page back until plotly's script
+# has loaded and parsed, about a second here. So a session's first run draws the page without its
+# charts; a fragment whose timer runs in the browser (so only once the page is on screen) then asks
+# for the rerun that draws them.
+def chart(make, key: str, placeholder: str = "Drawing the plot…") -> None:
+    """`make(plots)` builds the figure from core.plots (imported here, off the first run's path:
+    plotly costs a few hundred ms to import); presenter mode enlarges it."""
+    if not st.session_state.get("charts_ready"):
+        st.session_state["charts_waiting"] = True
+        st.caption(placeholder)
+        return
+    from core import plots
+
+    fig = make(plots)
+    st.plotly_chart(plots.for_presenter(fig) if presenter() else fig, key=key)
+
+
+def draw_waiting_charts() -> None:
+    """The last line of a page that draws charts."""
+    if not st.session_state.pop("charts_waiting", False):
+        st.session_state["charts_ready"] = True
+        return
+    st.session_state["charts_armed"] = False
+
+    @st.fragment(run_every=0.1)
+    def after_first_paint():
+        if st.session_state.get("charts_armed"):     # a run from the browser's timer: the page is shown
+            st.session_state["charts_ready"] = True
+            st.rerun()
+        st.session_state["charts_armed"] = True      # the fragment's first run, inline in the script
+
+    after_first_paint()

@@ -5,8 +5,9 @@
 Drives the real app (`streamlit run app.py` as `make run` starts it, from --root, default this
 checkout) in Debian's headless chromium and measures, on one configuration:
 
-- the first page: seconds from opening the first session after the server started to the Run
-  button, and to the first plot; then the same for a second session;
+- the first page: seconds from opening the first session after the server started until the Run
+  button and the first plot are painted (timed inside the page), and as Playwright saw them;
+  then the same for a second session;
 - the server's CPU use with one tab open and no run going (psutil, the server process only);
 - the run: seconds from the click on Run to its result on screen, with the tab open and watching,
   and the server's CPU during it; and the same configuration from the CLI (`python -m core run
@@ -130,15 +131,37 @@ class Server:
 RUN_BUTTON = re.compile(r"Run$")
 
 
+# Recorded inside the page: when the Run button and the first plot are first in the document, then
+# painted (the frame after, via two animation frames), in ms from the start of the navigation.
+# Playwright's own wait adds its polling over the DevTools protocol, which lags most while the page
+# is busy (plotly's script loading), so both are reported.
+SEEN_SCRIPT = """
+window.__seen = {};
+const mark = (name) => { window.__seen[name] = performance.now();
+  requestAnimationFrame(() => requestAnimationFrame(() => { window.__seen[name + '_painted'] = performance.now(); })); };
+new MutationObserver(() => {
+  if (!window.__seen.button && [...document.querySelectorAll('button')].some(b => /Run$/.test(b.innerText.trim())))
+    mark('button');
+  if (!window.__seen.plot && document.querySelector('.js-plotly-plot')) mark('plot');
+}).observe(document, {subtree: true, childList: true});
+"""
+
+
 def open_lab(browser, url: str, viewport=(1280, 800)):
+    """Seconds to the Run button and to the first plot: on screen (measured in the page) and as
+    Playwright first saw them."""
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.add_init_script(SEEN_SCRIPT)
     t = time.perf_counter()
     page.goto(url)
     page.get_by_role("button", name=RUN_BUTTON).first.wait_for(timeout=120_000)
     to_button = time.perf_counter() - t
     page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
     to_plot = time.perf_counter() - t
-    return page, round(to_button, 2), round(to_plot, 2)
+    page.wait_for_function("window.__seen.plot_painted !== undefined && window.__seen.button_painted !== undefined")
+    seen = page.evaluate("window.__seen")
+    return page, {"button_s": round(seen["button_painted"] / 1000, 2), "plot_s": round(seen["plot_painted"] / 1000, 2),
+                  "button_seen_by_playwright_s": round(to_button, 2), "plot_seen_by_playwright_s": round(to_plot, 2)}
 
 
 def wait_warm(page, url: str, timeout=180.0):
@@ -172,13 +195,13 @@ def first_pages(root: Path, home: str) -> dict:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            first, button, plot = open_lab(browser, f"{server.url}/?{query(1)}")
-            second, button2, plot2 = open_lab(browser, f"{server.url}/?{query(1)}")
+            first = open_lab(browser, f"{server.url}/?{query(1)}")[1]
+            second = open_lab(browser, f"{server.url}/?{query(1)}")[1]
             browser.close()
     finally:
         server.close()
-    return {"first_session_to_run_button_s": button, "first_session_to_plot_s": plot,
-            "second_session_to_run_button_s": button2, "second_session_to_plot_s": plot2}
+    return {**{f"first_session_to_{k}": v for k, v in first.items()},
+            **{f"second_session_to_{k}": v for k, v in second.items()}}
 
 
 def finish_first_page_only(args, out) -> int:
@@ -208,6 +231,15 @@ def median(xs):
 SECTION = "app-speed"
 
 
+def first_page(d: dict, key: str, old_key: str | None = None, bold: bool = False) -> str:
+    """A first-page figure; `old_key` is its name in JSON written before the in-page measurement."""
+    fp = d["first_page"]
+    value = fp.get(key, fp.get(old_key) if old_key else None)
+    if value is None or (old_key is None and "first_session_to_button_s" not in fp):
+        return "–"   # an old JSON's plot time was Playwright's, not the painted one
+    return f"**{value:.2f}**" if bold else f"{value:.2f}"
+
+
 def report(before: dict | None, after: dict) -> str:
     """The section of docs/PERFORMANCE.md this script owns (core bench keeps it when it rewrites)."""
     def col(d, f):
@@ -229,10 +261,12 @@ def report(before: dict | None, after: dict) -> str:
          lambda d: " / ".join(f"{d['cli'][0]['estimate'].get(k, float('nan')):.1f}"
                               for k in ("before_training_s", "early_training_s", "actual_s"))
          if d["cli"][0].get("estimate") else "–"),
-        ("first session after a start: to the Run button (s; median of the starts) (goal < 2)",
-         lambda d: f"{d['first_page']['first_session_to_run_button_s']:.1f}"),
-        ("first session: to the first plot (s)", lambda d: f"{d['first_page']['first_session_to_plot_s']:.1f}"),
-        ("second session: to the Run button (s)", lambda d: f"{d['first_page']['second_session_to_run_button_s']:.1f}"),
+        ("**first session after a start: Run button painted** (s, measured in the page; median of the starts) "
+         "(goal < 2)", lambda d: first_page(d, "first_session_to_button_s", bold=True)),
+        ("first session: Run button as Playwright saw it (s; the only measure before)",
+         lambda d: first_page(d, "first_session_to_button_seen_by_playwright_s", "first_session_to_run_button_s")),
+        ("first session: first plot painted (s)", lambda d: first_page(d, "first_session_to_plot_s")),
+        ("second session: Run button painted (s)", lambda d: first_page(d, "second_session_to_button_s")),
     ]
     cfg = ", ".join(f"{k} {v}" for k, v in after["config"].items())
     lines = [f"<!-- kept:{SECTION} -->", "## The app against the CLI", "",
@@ -259,13 +293,18 @@ def report(before: dict | None, after: dict) -> str:
               "core (`core.jobs.ThreadGovernor`" + passive_note(after) + "). Before, the app's "
               "run alone was already slowed by the server's own core, so its busy/alone ratio compared two slow runs.",
               "- **The first page** no longer imports torch or loads the model (parameter counts come from a "
-              "background thread and a file under the lab's folder, the first worker starts 2 s after the page), "
+              "background thread and a file under the lab's folder, the first worker starts 3 s after the page), "
               "and a registered task is read from a JSON copy instead of being split again (the split's "
-              "scikit-learn import alone took about a second). The goal of 2 s is still missed: a py-spy profile "
-              "of the server during a first session (a one-off) counted about 0.5 s of CPU in the script for the "
-              "whole page, so most of the rest is the browser loading and drawing Streamlit's page on the same "
-              "2 cores (a bare one-button Streamlit page takes 1.2 s to show its button here). The second "
-              "session opens while the first worker and the parameter counts start beside it.",
+              "scikit-learn import alone took about a second). Timed in the page (a MutationObserver), the "
+              "Run button was in the document about 0.5 s after the server had sent it and only with the "
+              "trade-off plot: the browser held the page back while it loaded plotly's script. A session's "
+              "first run now draws the page without its charts, and a fragment whose timer runs in the browser "
+              "(so only once the page is on screen) asks for the rerun that draws them, about a second later; "
+              "plotly is not imported on the server for that first run. What is left is mostly the browser "
+              "loading and drawing Streamlit's page on the same 2 cores (a bare one-button Streamlit page takes "
+              "1.2 s to show its button here); the script's own first run takes about 0.6 s. Playwright's own "
+              "wait lags the page by up to a second while plotly loads, so the painted time is the one to read. "
+              "The second session opens while the first worker and the parameter counts start beside it.",
               "", "Load average (1 min) at start / end: before "
               + col(before, lambda d: f"{d['load_start'][0]:.2f} / {d['load_end'][0]:.2f}")
               + f", after {after['load_start'][0]:.2f} / {after['load_end'][0]:.2f}."]
@@ -336,7 +375,7 @@ def main(argv=None) -> int:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page, _, _ = open_lab(browser, f"{server.url}/?{query(seeds[0])}")
+            page, _ = open_lab(browser, f"{server.url}/?{query(seeds[0])}")
             wait_warm(page, f"{server.url}/?{query(seeds[0])}")
             out["server_cpu_idle_one_tab"] = idle_cpu(server)
             print("server CPU, one tab, no run:", out["server_cpu_idle_one_tab"], flush=True)

@@ -21,8 +21,12 @@ TINY_QUERY = {"size": "16", "strategy": "feature-extraction", "epochs": "1", "ma
               "eval_size": "50", "general_size": "50"}
 
 
-def new_app(query: dict | None = None) -> AppTest:
+def new_app(query: dict | None = None, charts_at_once: bool = True) -> AppTest:
+    """`charts_at_once`: as if the browser had already asked for the charts (AppTest runs no
+    browser timers; test_first_run_holds_the_charts_back covers that path)."""
     at = AppTest.from_file(APP, default_timeout=120)
+    if charts_at_once:
+        at.session_state["charts_ready"] = True
     for k, v in (query or {}).items():
         at.query_params[k] = v
     return at.run()
@@ -395,3 +399,15 @@ def test_hub_model_offline_is_a_clear_message(monkeypatch):
     finish(at)
     assert_no_exception(at)
     assert any(e.value.startswith("**The model could not be loaded.**") for e in at.error)
+
+
+def test_first_run_holds_the_charts_back_until_the_browser_asks():
+    # The first run of a session draws no chart (plotly's script would hold the page back) but a
+    # placeholder and a fragment whose browser-side timer asks for the rerun that draws them.
+    at = new_app({"task": "r8"}, charts_at_once=False)
+    assert not at.get("plotly_chart")
+    assert any("Drawing the plot" in c.value for c in at.caption)
+    assert at.session_state["charts_armed"] is True and "charts_ready" not in at.session_state
+    at.session_state["charts_ready"] = True      # what the fragment's timed run sets before its rerun
+    at.run()
+    assert plotly_data(at) and not any("Drawing the plot" in c.value for c in at.caption)
