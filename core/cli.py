@@ -22,11 +22,36 @@ def _parse_size(text: str):
     return parse_field("size", text)
 
 
+SETUP_HELP = {   # the run's setup; strategy knobs explain themselves (core/strategies/*.py)
+    "task": "in-domain task: a shipped one (see `list`), csv:PATH or hf:ID", "size": "training examples ('all': every one)",
+    "strategy": "how the encoder is adapted (see `list`)", "model": "encoder: a registry name, a local folder or a hub id",
+    "seed": "seed of the sample, the head and the batches", "max_length": "tokens per text, in [8, 512]",
+    "feature_layer": "encoder layer the head reads, 1..layers ('none': the last)",
+    "pooling": "mean (how MiniLM was trained) or cls", "eval_size": "in-domain test texts, >= 10 ('all': the split)",
+    "general_size": "general-benchmark sentences per task, in [50, 5000]", "device": "auto, cpu, cuda or mps",
+    "precision": "auto (bf16 where fast), bf16 or fp32",
+}
+
+
+def flag_help(name: str) -> str:
+    from .strategies import KNOBS, STRATEGIES
+
+    default = getattr(RunConfig(), name)
+    knob = KNOBS.get(name)
+    if knob is None:
+        return f"{SETUP_HELP.get(name, name)} (default: {default})"
+    users = [s.name for s in STRATEGIES.values() if name in s.uses]
+    shown = ("each strategy's own" if default is None else default)
+    rng = knob.describe_range()
+    return (f"{knob.help}{'; ' + rng if rng else ''} (default: {shown}; read by "
+            f"{'every trained strategy' if len(users) >= 6 else ', '.join(users)})")
+
+
 def add_config_flags(p: argparse.ArgumentParser, skip=()):
     for name in FIELD_TYPES:
         if name not in skip:
             p.add_argument("--" + name.replace("_", "-"), dest=name, type=str, default=None,
-                           help=f"(default: {getattr(RunConfig(), name)!r}; None = the strategy's default)")
+                           help=flag_help(name).replace("%", "%%"))
 
 
 def config_from_args(args, **overrides) -> RunConfig:
@@ -120,7 +145,10 @@ def cmd_list(args, store):
         print(json.dumps({"models": {k: v.title for k, v in MODELS.items()},
                           "tasks": {k: {"title": v.title, "domain": v.domain, "general": v.general}
                                     for k, v in TASKS.items()},
-                          "strategies": {k: v.summary for k, v in STRATEGIES.items()}}, indent=1))
+                          "strategies": {k: {"summary": v.summary, "knobs": {
+                              n.name: {"help": n.help, "range": n.describe_range(),
+                                       "default": v.defaults.get(n.name, getattr(RunConfig(), n.name))}
+                              for n in v.knobs}} for k, v in STRATEGIES.items()}}, indent=1, default=str))
         return
     print("models:")
     for name, m in MODELS.items():
@@ -130,9 +158,11 @@ def cmd_list(args, store):
     for name, t in TASKS.items():
         print(f"  {name:20s} {t.title} ({t.domain}){'  [general benchmark]' if t.general else ''}")
     print("  (or csv:PATH for your own file with columns text,label[,split]; hf:ID for a hub dataset)")
-    print("strategies:")
+    print("strategies (and the knobs each reads beyond the run's setup; `run --help` explains them):")
     for name, s in STRATEGIES.items():
         print(f"  {name:20s} {s.summary}")
+        knobs = ", ".join(f"{k.name}={s.defaults.get(k.name, getattr(RunConfig(), k.name))}" for k in s.knobs)
+        print(f"  {'':20s}   knobs: {knobs or 'none'}")
 
 
 def cmd_runs(args, store):

@@ -63,6 +63,11 @@ class RunConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.1
     lora_targets: tuple[str, ...] = ("query", "value")
+    # remedies for forgetting (their meaning and range: the strategy modules that read them)
+    best_epoch: bool = False        # keep the weights of the best validation epoch (any trained strategy)
+    lp_epochs: int | None = None    # LP-FT: head-only epochs first
+    l2sp_alpha: float | None = None  # L2-SP: pull toward the pre-trained weights
+    wise_alpha: float | None = None  # WiSE-FT: 0 = pre-trained encoder, 1 = fine-tuned
     # evaluation
     eval_size: int | None = 2000    # in-domain test examples (seeded subset); None = whole test split
     general_size: int = 1000        # general benchmark: probe-train and probe-test sentences per task
@@ -104,13 +109,16 @@ class RunConfig:
         for name, default in strat.defaults.items():
             if values.get(name) is None:
                 values[name] = default
-        for name in STRATEGY_FIELDS - set(strat.uses):
+        for name in strategy_fields() - set(strat.uses):
             values[name] = None
         cfg = RunConfig.from_dict(values)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
+        """The run's setup here; every strategy knob by the range its strategy module declares."""
+        from .strategies import KNOBS
+
         def need(ok: bool, msg: str):
             if not ok:
                 raise ConfigError(msg)
@@ -118,32 +126,11 @@ class RunConfig:
         need(self.size is None or (isinstance(self.size, int) and self.size >= 1),
              f"size must be a positive number of training examples (got {self.size})")
         need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer (got {self.seed})")
-        if self.lr is not None:
-            need(0 < self.lr < 1, f"learning rate must be in (0, 1) (got {self.lr})")
-        if self.head_lr is not None:
-            need(0 < self.head_lr < 10, f"head learning rate must be in (0, 10) (got {self.head_lr})")
-        if self.epochs is not None:
-            need(1 <= self.epochs <= 1000, f"epochs must be between 1 and 1000 (got {self.epochs})")
-        if self.batch_size is not None:
-            need(1 <= self.batch_size <= 4096, f"batch size must be between 1 and 4096 (got {self.batch_size})")
         need(8 <= self.max_length <= 512, f"max length must be between 8 and 512 tokens (got {self.max_length})")
-        need(0 <= self.warmup < 1, f"warmup must be a fraction in [0, 1) (got {self.warmup})")
-        need(0 <= self.weight_decay < 1, f"weight decay must be in [0, 1) (got {self.weight_decay})")
-        if self.dropout is not None:   # None until resolved: the strategy's default (FE 0.0, others 0.1)
-            need(0 <= self.dropout < 1, f"dropout must be in [0, 1) (got {self.dropout})")
         need(self.pooling in ("mean", "cls"), f"pooling must be 'mean' or 'cls' (got {self.pooling!r})")
-        if self.freeze_layers is not None:
-            need(self.freeze_layers >= 0, f"frozen layers must be >= 0 (got {self.freeze_layers})")
-        if self.layer_lr_decay is not None:
-            need(0 < self.layer_lr_decay <= 1, f"layer-wise lr decay must be in (0, 1] (got {self.layer_lr_decay})")
-        if self.lora_r is not None:
-            need(1 <= self.lora_r <= 256, f"LoRA rank must be between 1 and 256 (got {self.lora_r})")
-        if self.lora_alpha is not None:
-            need(self.lora_alpha > 0, f"LoRA alpha must be positive (got {self.lora_alpha})")
-        if self.lora_dropout is not None:
-            need(0 <= self.lora_dropout < 1, f"LoRA dropout must be in [0, 1) (got {self.lora_dropout})")
-        if self.lora_targets is not None:
-            need(len(self.lora_targets) > 0, "LoRA needs at least one target module")
+        for knob in KNOBS.values():
+            problem = knob.problem(getattr(self, knob.name))
+            need(problem is None, problem or "")
         need(self.eval_size is None or self.eval_size >= 10, f"eval size must be at least 10 (got {self.eval_size})")
         need(50 <= self.general_size <= 5000,
              f"general benchmark size must be between 50 and 5000 sentences per task (got {self.general_size})")
@@ -158,14 +145,16 @@ class RunConfig:
 
 
 # Bump when a change to the training or evaluation code makes old stored results incomparable.
-RESULT_VERSION = 4   # 2: CPU training kernels (core/kernels.py); 3: their attention dropout scaled exactly;
-                     # 4: SFC64 dropout masks, bf16 attention scores, the in-domain predictions on the CPU kernels
+RESULT_VERSION = 5   # 2: CPU training kernels (core/kernels.py); 3: their attention dropout scaled exactly;
+                     # 4: SFC64 dropout masks, bf16 attention scores, the in-domain predictions on the CPU kernels;
+                     # 5: the remedies' knobs in the config, weight distance in the result
 
-# Fields that only some strategies use; the others are cleared by resolved().
-STRATEGY_FIELDS = {
-    "lr", "head_lr", "epochs", "batch_size", "warmup", "weight_decay", "dropout",
-    "freeze_layers", "layer_lr_decay", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
-}
+def strategy_fields() -> set[str]:
+    """Fields that only some strategies read (their knobs); resolved() clears the others."""
+    from .strategies import KNOBS
+
+    return set(KNOBS)
+
 
 # Every field as text, the one way the CLI flags and the app's URL are read and written.
 FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
@@ -179,6 +168,12 @@ def parse_field(name: str, text: str):
     text = str(text).strip()
     if optional and text.lower() in NONE_WORDS:
         return None
+    if kind.startswith("bool"):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}: want true or false (got {text!r})")
     if kind.startswith("int"):
         return int(text)
     if kind.startswith("float"):

@@ -37,14 +37,18 @@ class Work:
 
     @classmethod
     def of(cls, strategy: str, trains_encoder: bool, *, train_tokens: int, val_tokens: int, test_tokens: int,
-           epochs: int, batch_size: int, n_train: int, general_size: int, uncached_tokens: int = 0) -> "Work":
-        """The work of a configuration from its token counts (exact in the worker, estimated before)."""
+           epochs: int | None, batch_size: int | None, n_train: int, general_size: int, uncached_tokens: int = 0,
+           head_epochs: int = 0, scorings: int = 1) -> "Work":
+        """The work of a configuration from its token counts (exact in the worker, estimated before).
+        `head_epochs`: a head-only phase first (LP-FT); `scorings`: how many times the trained encoder is
+        evaluated and benchmarked (WiSE-FT scores a curve)."""
+        epochs = epochs or 0          # zero-shot: no training
+        head_steps = (head_epochs + (0 if trains_encoder else epochs)) * -(-n_train // max(1, batch_size or 1))
         if trains_encoder:
             return cls(strategy, step_tokens=train_tokens * epochs, forward_tokens=val_tokens * epochs + train_tokens,
-                       test_tokens=test_tokens,
-                       general_sentences=GENERAL_TASK_COUNT * GENERAL_SETS_PER_TASK * general_size)
-        steps = epochs * -(-n_train // max(1, batch_size))
-        return cls(strategy, forward_tokens=uncached_tokens, head_steps=steps)
+                       test_tokens=test_tokens * scorings, head_steps=head_steps,
+                       general_sentences=GENERAL_TASK_COUNT * GENERAL_SETS_PER_TASK * general_size * scorings)
+        return cls(strategy, forward_tokens=uncached_tokens, head_steps=head_steps)
 
 
 @dataclass
@@ -241,5 +245,7 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES) -> float | No
     work = Work.of(strategy.name, strategy.trains_encoder, train_tokens=int(n_train * mean),
                    val_tokens=int(info["n_val"] * mean), test_tokens=int(n_test * mean), epochs=cfg.epochs,
                    batch_size=cfg.batch_size, n_train=n_train, general_size=cfg.general_size,
-                   uncached_tokens=int((n_train + info["n_val"] + n_test) * mean))   # at most: a cold cache
+                   uncached_tokens=int((n_train + info["n_val"] + n_test) * mean),   # at most: a cold cache
+                   head_epochs=strategy.head_phase(cfg) if strategy.head_phase else 0,
+                   scorings=len(set(strategy.curve) | {cfg.wise_alpha}) if strategy.finish else 1)
     return float(sum(predict(work, rates).values()))

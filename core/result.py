@@ -38,6 +38,9 @@ class RunResult:
     cached: bool = False
     work: dict = field(default_factory=dict)      # what each stage computed (core.estimate.Work)
     estimate: dict = field(default_factory=dict)  # the time-left estimate against the real time
+    weight_distance: float | None = None          # ||theta - theta_0|| / ||theta_0|| of the encoder at the end
+    chosen_epoch: int | None = None               # best_epoch: the epoch whose weights were kept
+    curve: list = field(default_factory=list)     # WiSE-FT: alpha, in_domain_acc, general, general_refit
 
     @property
     def overfit_gap(self) -> float:

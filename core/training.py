@@ -25,12 +25,14 @@ from .config import RunConfig
 from .data import eval_subset, load_task, sample_train
 from .errors import ConfigError, DataError, ModelError, RunError, RunStopped  # noqa: F401  (re-exported)
 from .estimate import STAGES, Clock, Work, predict as predict_stages, rates_from, step_seconds
-from .features import FeatureCache, collate, corpus_identity, length_grouped_batches, padding_fraction, tokenize
+from .features import (FeatureCache, collate, corpus_identity, encode, length_grouped_batches, padding_fraction,
+                       tokenize)
 from .kernels import cpu_kernels, keep_freed_memory
 from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, eval_batch_size,
                      fresh_encoder, load_base, model_identity, num_layers, pick_device)
 from .result import RunResult
 from .strategies import get_strategy
+from .strategies.base import head_groups
 
 # Share of a typical run's wall time per stage: turns stage progress into one overall fraction.
 STAGE_WEIGHTS = {"loading": 0.05, "tokenizing": 0.02, "training": 0.6, "evaluating": 0.15, "general": 0.18}
@@ -68,6 +70,7 @@ class _Reporter:
         self.estimate: dict = {}     # predicted totals at milestones, compared with the real one at the end
         self.fraction = 0.0
         self.step_seconds = 0.0      # time in optimiser steps (the training loop adds to it)
+        self.poll = None             # should_stop for predictions, also moving the progress (run sets it)
 
     def plan(self, seconds: dict, steps_s: float, source: str, steps_measure_training: bool) -> None:
         self.clock = Clock(seconds, steps_s, steps_measure_training)
@@ -132,23 +135,24 @@ def _schedule(optimizer, total_steps: int, warmup: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _work(cfg, strategy, task, tok_train, tok_val, tok_test, train_idx, test_idx, model_id, device, dtype,
-          benchmark) -> Work:
+def _work(cfg, strategy, task, sample, env, head_epochs: int, scorings: int) -> Work:
     """What this run will compute, exactly, for the time-left estimate (core.estimate)."""
     ntok = lambda toks: int(sum(len(x) for x in toks))   # noqa: E731
     uncached = 0
     if not strategy.trains_encoder:      # frozen features: only rows not yet on disk cost a forward
-        for texts, toks, rows in ((task.train_texts, tok_train, train_idx), (task.val_texts, tok_val, None),
-                                  (task.test_texts, tok_test, test_idx)):
-            cache = FeatureCache(model_id, corpus_identity(texts), cfg.feature_layer, cfg.pooling, cfg.max_length,
-                                 device, dtype, len(texts))
+        for texts, toks, rows in ((task.train_texts, sample.tok_train, sample.train_idx),
+                                  (task.val_texts, sample.tok_val, None), (task.test_texts, sample.tok_test,
+                                                                           sample.test_idx)):
+            cache = FeatureCache(env.model_id, corpus_identity(texts), cfg.feature_layer, cfg.pooling, cfg.max_length,
+                                 env.device, env.dtype, len(texts))
             missing = cache.missing(np.arange(len(texts)) if rows is None else rows)
             uncached += int(len(missing) * ntok(toks) / max(1, len(toks)))
-    work = Work.of(strategy.name, strategy.trains_encoder, train_tokens=ntok(tok_train), val_tokens=ntok(tok_val),
-                   test_tokens=ntok(tok_test), epochs=cfg.epochs, batch_size=cfg.batch_size, n_train=len(train_idx),
-                   general_size=cfg.general_size, uncached_tokens=uncached)
-    if not benchmark.has_reference():    # the first run on this machine also fits the pre-trained probes
-        work.general_sentences += benchmark.sentences()
+    work = Work.of(strategy.name, strategy.trains_encoder, train_tokens=ntok(sample.tok_train),
+                   val_tokens=ntok(sample.tok_val), test_tokens=ntok(sample.tok_test), epochs=cfg.epochs,
+                   batch_size=cfg.batch_size, n_train=len(sample.train_idx), general_size=cfg.general_size,
+                   uncached_tokens=uncached, head_epochs=head_epochs, scorings=scorings)
+    if not env.benchmark.has_reference():    # the first run on this machine also fits the pre-trained probes
+        work.general_sentences += env.benchmark.sentences()
     return work
 
 
@@ -180,67 +184,143 @@ def _optimizer(groups, device):
     return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, fused=fused)
 
 
-def _train_loop(cfg, step_fn, epoch_batches, total, evaluate_val, report, should_stop, optimizer, scheduler,
-                params_to_clip):
-    """The loop shared by every strategy: epochs of steps, curves, progress.
+# ---------------------------------------------------------------------------- how batches reach the head
+class LiveEncoder:
+    """Token ids through the whole model: the path of every strategy that changes the encoder."""
 
-    `epoch_batches(epoch)` returns the epoch's batches already on the device (built once per epoch:
-    `total` steps is counted from the index plan, not by building them); loss and hits are
-    summed as device tensors and read once per epoch, so a GPU step never waits on the host.
-    """
-    step = 0
-    for epoch in range(cfg.epochs):
-        loss_sum, correct, seen = 0.0, 0, 0
-        for batch in epoch_batches(epoch):
-            _check(should_stop)
-            t_step = time.perf_counter()
-            loss, n_correct, n = step_fn(batch)
-            loss.backward()
-            if params_to_clip:
-                torch.nn.utils.clip_grad_norm_(params_to_clip, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum = loss_sum + loss.detach() * n
-            correct = correct + n_correct
-            seen += n
-            step += 1
-            report.step_seconds += time.perf_counter() - t_step
-            report("training", step, total, f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{total}")
-        val_acc = evaluate_val()
-        report.curves.append({"epoch": epoch + 1, "train_loss": float(loss_sum) / max(seen, 1),
-                              "train_acc": float(correct) / max(seen, 1), "val_acc": val_acc})
-        report("training", step, total, f"epoch {epoch + 1}/{cfg.epochs} done", force=True)
-    return report.curves
+    def __init__(self, model, sample, env, cfg):
+        self.model, self.sample, self.env = model, sample, env
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.y_train = torch.from_numpy(sample.y_train).to(env.device)
+        self.plan = BatchPlan(np.array([len(x) for x in sample.tok_train]), cfg.batch_size, cfg.seed)
+
+    def batches(self, epoch):   # padded and moved to the device before the epoch's first step
+        env, tok = self.env, self.sample.tok_train
+        return [collate(tok, idx, env.pad_id, env.device) + (self.y_train[torch.from_numpy(idx).to(env.device)],)
+                for idx in self.plan(epoch)]
+
+    def step(self, batch):
+        ids, mask, target = batch
+        self.model.train()
+        with autocast(self.env.device, self.env.dtype):
+            logits = self.model(ids, mask)
+        loss = self.loss_fn(logits.float(), target)
+        return loss, (logits.argmax(-1) == target).sum(), len(target)
+
+    def predict(self, split: str, poll=None):
+        tokens = {"train": self.sample.tok_train, "val": self.sample.tok_val, "test": self.sample.tok_test}[split]
+        return predict(self.model, tokens, self.env.pad_id, self.env.device, self.env.dtype, should_stop=poll)
 
 
-def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Callable | None = None,
-        store=None) -> RunResult:
-    """Train and evaluate one configuration; answered from `store` at once if it was run before."""
-    report = _Reporter(on_progress)
-    poll = _ticking(should_stop, report)     # for predict() and the benchmark: stop, and progress
-    timings = {}
-    t = time.perf_counter()
-    report("loading", 0, 1, "checking the configuration", force=True)
+class CachedFeatures:
+    """The encoder frozen: its features computed once (kept on disk across runs), and only the head
+    trains on them. An optimisation of LiveEncoder's path for a frozen encoder, not another method:
+    feature extraction, zero-shot and LP-FT's head phase."""
+
+    def __init__(self, model, sample, env, cfg, task, poll):
+        self.env, self.sample = env, sample
+        self.head = nn.Sequential(model.dropout, model.head)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.y_train = torch.from_numpy(sample.y_train).to(env.device)
+        self.plan = BatchPlan(np.array([len(x) for x in sample.tok_train]), cfg.batch_size or 1, cfg.seed)
+
+        def cached(texts, rows, tokens_for):
+            cache = FeatureCache(env.model_id, corpus_identity(texts), cfg.feature_layer, cfg.pooling,
+                                 cfg.max_length, env.device, env.dtype, len(texts))
+            return torch.from_numpy(cache.get(env.base, tokens_for, env.pad_id, rows, poll)).to(env.device)
+
+        def tokens_of(texts):
+            return lambda rows: tokenize(env.tokenizer, [texts[i] for i in rows], cfg.max_length)
+
+        self.features = {"train": cached(task.train_texts, sample.train_idx, tokens_of(task.train_texts)),
+                         "val": cached(task.val_texts, np.arange(len(task.val_texts)), tokens_of(task.val_texts)),
+                         "test": cached(task.test_texts, sample.test_idx, tokens_of(task.test_texts))}
+
+    def batches(self, epoch):
+        return [torch.from_numpy(idx).to(self.env.device) for idx in self.plan(epoch)]
+
+    def step(self, idx_t):
+        self.head.train()
+        logits = self.head(self.features["train"][idx_t])
+        target = self.y_train[idx_t]
+        return self.loss_fn(logits, target), (logits.argmax(-1) == target).sum(), len(idx_t)
+
+    def predict(self, split: str, poll=None):
+        self.head.eval()
+        with torch.inference_mode():
+            return self.head(self.features[split]).argmax(-1).cpu().numpy()
+
+
+class BatchPlan:
+    """Length-grouped batches, one fixed shuffle per (seed, epoch)."""
+
+    def __init__(self, lengths, batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epochs = lengths, batch_size, seed, {}
+
+    def __call__(self, epoch: int):
+        if epoch not in self.epochs:
+            self.epochs[epoch] = length_grouped_batches(self.lengths, self.batch_size,
+                                                        np.random.default_rng([self.seed, epoch]))
+        return self.epochs[epoch]
+
+
+def weight_distance(encoder, reference) -> float:
+    """||theta - theta_0|| / ||theta_0|| over the encoder's weights (LoRA: its merged updates)."""
+    ref = dict(reference.named_parameters())
+    moved = norm = 0.0
+    with torch.no_grad():
+        for module in encoder.modules():
+            if hasattr(module, "get_delta_weight") and hasattr(module, "active_adapters"):   # a peft LoRA layer
+                for adapter in module.active_adapters:
+                    moved += float(module.get_delta_weight(adapter).float().pow(2).sum())
+        for name, p in encoder.named_parameters():
+            r = ref.get(name.replace("base_layer.", ""))
+            if r is None or "lora_" in name:
+                continue
+            moved += float((p.float() - r.float()).pow(2).sum())
+            norm += float(r.float().pow(2).sum())
+    return math.sqrt(moved / norm) if norm else 0.0
+
+
+# ---------------------------------------------------------------------------- the stages
+@dataclass
+class Loaded:
+    tokenizer: object
+    base: nn.Module          # the pre-trained encoder, never trained: reference and feature source
+    device: torch.device
+    dtype: object
+    pad_id: int
+    model_id: str
+    benchmark: GeneralBenchmark
+
+
+@dataclass
+class Sample:
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+    tok_train: list
+    tok_val: list
+    tok_test: list
+
+
+def resolve(config: RunConfig):
+    """The config with its strategy's defaults, the task, and the run's store key."""
     try:
         cfg = config.resolved()
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    strategy = get_strategy(cfg.strategy)
     task = load_task(cfg.task)
     if cfg.size is not None and cfg.size > len(task.train_texts):
         raise DataError(f"task '{task.name}' has {len(task.train_texts)} training examples; "
                         f"size {cfg.size} is more than that")
     model_id = model_identity(cfg.model)
-    key = cfg.key(model_id, task.identity())
-    if store is not None:
-        hit = store.get(key)
-        if hit is not None:
-            hit.cached = True
-            report("general", 1, 1, "answered from the run store", force=True)
-            return hit
+    return cfg, get_strategy(cfg.strategy), task, model_id, cfg.key(model_id, task.identity())
 
-    report("loading", 0.5, 1, f"loading {cfg.model}", force=True)
+
+def load(cfg: RunConfig, model_id: str) -> Loaded:
     tokenizer, base = load_base(cfg.model)
     device = pick_device(cfg.device)
     dtype = autocast_dtype(device, cfg.precision)
@@ -253,162 +333,211 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     if device.type == "cpu":
         keep_freed_memory()
     torch.manual_seed(cfg.seed)
-    pad_id = tokenizer.pad_token_id
-    benchmark = GeneralBenchmark(model_id, tokenizer, device, dtype, cfg.general_size)
+    return Loaded(tokenizer, base, device, dtype, tokenizer.pad_token_id, model_id,
+                  GeneralBenchmark(model_id, tokenizer, device, dtype, cfg.general_size))
+
+
+def sample_and_tokenize(cfg: RunConfig, task, tokenizer) -> Sample:
+    train_idx = sample_train(task, cfg.size, cfg.seed)
+    test_idx = eval_subset(task, cfg.eval_size)
+    return Sample(train_idx, test_idx, task.train_labels[train_idx], task.val_labels, task.test_labels[test_idx],
+                  tokenize(tokenizer, [task.train_texts[i] for i in train_idx], cfg.max_length),
+                  tokenize(tokenizer, task.val_texts, cfg.max_length),
+                  tokenize(tokenizer, [task.test_texts[i] for i in test_idx], cfg.max_length))
+
+
+def adapt(cfg: RunConfig, strategy, task, env: Loaded):
+    """The classifier (a fresh encoder copy when the strategy changes it) and its parameter groups."""
+    encoder = fresh_encoder(cfg.model)[1] if strategy.trains_encoder else env.base
+    model = EncoderClassifier(encoder, task.num_labels, cfg.feature_layer, cfg.pooling, cfg.dropout or 0.0)
+    if strategy.init_head is not None:
+        from .strategies.zero_shot import label_texts
+
+        tokens = tokenize(env.tokenizer, label_texts(task.label_names), cfg.max_length)
+        strategy.init_head(model, encode(env.base, tokens, env.pad_id, env.device, env.dtype, cfg.feature_layer,
+                                         cfg.pooling), cfg)
+    total = count_params(model, trainable_only=False)
+    groups = strategy.adapt(model, cfg)
+    model.to(env.device)
+    return model, groups, total
+
+
+def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loaded, report, should_stop,
+                progress: dict, penalty=None, keep_best: bool = False) -> int | None:
+    """Epochs of optimiser steps over `forward`'s batches, one curve point per epoch. Returns the
+    epoch whose weights the model keeps: the best on validation with `keep_best`, else None (the last)."""
+    optimizer = _optimizer(groups, env.device)
+    scheduler = _schedule(optimizer, len(forward.plan(0)) * epochs, cfg.warmup)
+    clip = [p for g in groups for p in g["params"]] if isinstance(forward, LiveEncoder) else None
+    best_acc, best_epoch, best_weights = -1.0, None, None
+    for epoch in range(epochs):
+        loss_sum, correct, seen = 0.0, 0, 0
+        for batch in forward.batches(epoch):
+            _check(should_stop)
+            t_step = time.perf_counter()
+            loss, n_correct, n = forward.step(batch)
+            loss.backward()
+            if penalty is not None:
+                penalty(model, env.base, cfg)
+            if clip:
+                torch.nn.utils.clip_grad_norm_(clip, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum = loss_sum + loss.detach() * n      # device tensors, read once per epoch
+            correct = correct + n_correct
+            seen += n
+            progress["step"] += 1
+            report.step_seconds += time.perf_counter() - t_step
+            report("training", progress["step"], progress["total"],
+                   f"{phase}epoch {epoch + 1}/{epochs}, step {progress['step']}/{progress['total']}")
+        val_acc = _metrics(forward.sample.y_val, forward.predict("val", report.poll))[0]
+        number = len(report.curves) + 1
+        report.curves.append({"epoch": number, "phase": phase.strip(": ") or "train",
+                              "train_loss": float(loss_sum) / max(seen, 1), "train_acc": float(correct) / max(seen, 1),
+                              "val_acc": val_acc, "distance": _distance(model, env)})
+        if keep_best and val_acc > best_acc:
+            best_acc, best_epoch = val_acc, number
+            best_weights = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        report("training", progress["step"], progress["total"], f"{phase}epoch {epoch + 1}/{epochs} done", force=True)
+    del optimizer
+    if best_weights is not None:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in best_weights:
+                    p.copy_(best_weights[n])
+    return best_epoch
+
+
+def _distance(model, env: Loaded) -> float:
+    return 0.0 if model.encoder is env.base else round(weight_distance(model.encoder, env.base), 6)
+
+
+def _points(cfg, strategy) -> list:
+    """The finish() strengths to score after training: [None] (no finish step), or the strategy's
+    curve with the run's own strength among them."""
+    if strategy.finish is None:
+        return [None]
+    return sorted(set(strategy.curve) | {cfg.wise_alpha})
+
+
+def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Callable | None = None,
+        store=None) -> RunResult:
+    """Train and evaluate one configuration; answered from `store` at once if it was run before."""
+    report = _Reporter(on_progress)
+    poll = report.poll = _ticking(should_stop, report)     # for predictions and the benchmark
+    timings = {}
+    t = time.perf_counter()
+    report("loading", 0, 1, "checking the configuration", force=True)
+    cfg, strategy, task, model_id, key = resolve(config)
+    if store is not None:
+        hit = store.get(key)
+        if hit is not None:
+            hit.cached = True
+            report("general", 1, 1, "answered from the run store", force=True)
+            return hit
+
+    report("loading", 0.5, 1, f"loading {cfg.model}", force=True)
+    env = load(cfg, model_id)
     timings["loading"] = time.perf_counter() - t
 
     t = time.perf_counter()
     report("tokenizing", 0, 1, "drawing the training sample and tokenizing", force=True)
-    train_idx = sample_train(task, cfg.size, cfg.seed)
-    test_idx = eval_subset(task, cfg.eval_size)
-    y_train, y_val, y_test = task.train_labels[train_idx], task.val_labels, task.test_labels[test_idx]
-    train_texts = [task.train_texts[i] for i in train_idx]
-    test_texts = [task.test_texts[i] for i in test_idx]
-    tok_train = tokenize(tokenizer, train_texts, cfg.max_length)
-    tok_val = tokenize(tokenizer, task.val_texts, cfg.max_length)
-    tok_test = tokenize(tokenizer, test_texts, cfg.max_length)
+    sample = sample_and_tokenize(cfg, task, env.tokenizer)
     timings["tokenizing"] = time.perf_counter() - t
 
-    encoder = base if not strategy.trains_encoder else fresh_encoder(cfg.model)[1]
-    model = EncoderClassifier(encoder, task.num_labels, cfg.feature_layer, cfg.pooling, cfg.dropout or 0.0)
-    total_params = count_params(model, trainable_only=False)
-    groups = strategy.adapt(model, cfg)
+    model, groups, total_params = adapt(cfg, strategy, task, env)
     trainable = count_params(model)
-    model.to(device)
-    optimizer = _optimizer(groups, device)
-    lengths = np.array([len(x) for x in tok_train])
-    batch_size = cfg.batch_size
-    batch_plan = {}
-
-    def batches_for_epoch(epoch):
-        if epoch not in batch_plan:
-            batch_plan[epoch] = length_grouped_batches(lengths, batch_size, np.random.default_rng([cfg.seed, epoch]))
-        return batch_plan[epoch]
-
-    steps = len(batches_for_epoch(0)) * cfg.epochs
-    scheduler = _schedule(optimizer, steps, cfg.warmup)
-    loss_fn = nn.CrossEntropyLoss()
-    y_train_t = torch.from_numpy(y_train).to(device)
-    warnings = []
-
-    work = _work(cfg, strategy, task, tok_train, tok_val, tok_test, train_idx, test_idx, model_id, device, dtype,
-                 benchmark)
-    rates = rates_from(store.list() if store is not None else [], device.type)
+    points = _points(cfg, strategy)
+    head_epochs = strategy.head_phase(cfg) if strategy.head_phase else 0
+    work = _work(cfg, strategy, task, sample, env, head_epochs, len(points))
+    rates = rates_from(store.list() if store is not None else [], env.device.type)
     report.plan(predict_stages(work, rates), step_seconds(work, rates), rates.source, strategy.trains_encoder)
 
     t = time.perf_counter()
-    report("training", 0, steps, "starting", force=True)
     kernels = contextlib.ExitStack()    # the CPU kernels, from training to the in-domain test predictions
     try:
+        report("training", 0, 1, "starting" if strategy.trains_encoder else
+               "computing frozen features (cached for later runs)", force=True)
         if strategy.trains_encoder:
-            def epoch_batches(epoch):   # padded and moved to the device before the epoch's first step
-                return [collate(tok_train, idx, pad_id, device) + (y_train_t[torch.from_numpy(idx).to(device)],)
-                        for idx in batches_for_epoch(epoch)]
-
-            def step_fn(batch):
-                ids, mask, target = batch
-                model.train()
-                with autocast(device, dtype):
-                    logits = model(ids, mask)
-                loss = loss_fn(logits.float(), target)
-                return loss, (logits.argmax(-1) == target).sum(), len(target)
-
-            def evaluate_val():
-                return _metrics(y_val, predict(model, tok_val, pad_id, device, dtype, should_stop=poll))[0]
-
-            clip = [p for g in groups for p in g["params"]]
-            kernels.enter_context(cpu_kernels(model, device))
-            curves = _train_loop(cfg, step_fn, epoch_batches, steps, evaluate_val, report, should_stop,
-                                 optimizer, scheduler, clip)
-            train_pred = predict(model, tok_train, pad_id, device, dtype, should_stop=poll)
+            kernels.enter_context(cpu_kernels(model, env.device))
+            forward = LiveEncoder(model, sample, env, cfg)
         else:
-            # Frozen encoder: features once (cached on disk across runs), then a head on top.
-            def cached(texts, tokens_all, rows, n_rows):
-                cache = FeatureCache(model_id, corpus_identity(texts), cfg.feature_layer, cfg.pooling,
-                                     cfg.max_length, device, dtype, n_rows)
-                return torch.from_numpy(cache.get(base, tokens_all, pad_id, rows, poll)).to(device)
-
-            def train_tokens_for(rows):
-                return tokenize(tokenizer, [task.train_texts[i] for i in rows], cfg.max_length)
-
-            def test_tokens_for(rows):
-                return tokenize(tokenizer, [task.test_texts[i] for i in rows], cfg.max_length)
-
-            report("training", 0, steps, "computing frozen features (cached for later runs)", force=True)
-            f_train = cached(task.train_texts, train_tokens_for, train_idx, len(task.train_texts))
-            f_val = cached(task.val_texts, lambda rows: [tok_val[i] for i in rows], np.arange(len(tok_val)),
-                           len(task.val_texts))
-            f_test = cached(task.test_texts, test_tokens_for, test_idx, len(task.test_texts))
-            head = nn.Sequential(model.dropout, model.head)
-
-            def epoch_batches(epoch):
-                return [torch.from_numpy(idx).to(device) for idx in batches_for_epoch(epoch)]
-
-            def step_fn(idx_t):
-                head.train()
-                logits = head(f_train[idx_t])
-                target = y_train_t[idx_t]
-                return loss_fn(logits, target), (logits.argmax(-1) == target).sum(), len(idx_t)
-
-            def head_predict(feats):
-                head.eval()
-                with torch.inference_mode():
-                    return head(feats).argmax(-1).cpu().numpy()
-
-            def evaluate_val():
-                return _metrics(y_val, head_predict(f_val))[0]
-
-            curves = _train_loop(cfg, step_fn, epoch_batches, steps, evaluate_val, report, should_stop, optimizer,
-                                 scheduler, None)
-            train_pred = head_predict(f_train)
+            forward = CachedFeatures(model, sample, env, cfg, task, poll)
+        steps = len(forward.plan(0))
+        progress = {"step": 0, "total": steps * (head_epochs + (cfg.epochs or 0) if groups else head_epochs)}
+        if head_epochs:     # LP-FT: the head first, on the frozen encoder's cached features
+            train_phase(cfg, "head only: ", head_epochs, CachedFeatures(model, sample, env, cfg, task, poll), model,
+                        head_groups(model, cfg), env, report, should_stop, progress)
+        chosen_epoch = None
+        if groups:          # zero-shot trains nothing
+            chosen_epoch = train_phase(cfg, "", cfg.epochs, forward, model, groups, env, report, should_stop,
+                                       progress, penalty=strategy.penalty, keep_best=bool(cfg.best_epoch))
         timings["training"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        report("evaluating", 0, 1, f"in-domain test set ({len(test_idx)} texts)", force=True)
-        if strategy.trains_encoder:
-            test_pred = predict(model, tok_test, pad_id, device, dtype, should_stop=poll)
-        else:
-            test_pred = head_predict(f_test)
+        report("evaluating", 0, 1, f"in-domain test set ({len(sample.test_idx)} texts)", force=True)
+        tuned = {n: p.detach().clone() for n, p in model.encoder.named_parameters()} if strategy.finish else None
+
+        def set_point(a):      # WiSE-FT: the encoder at strength a of its finish step
+            if a is not None:
+                strategy.finish(model, env.base, tuned, a)
+
+        test_preds = {}
+        for a in points:
+            set_point(a)
+            test_preds[a] = forward.predict("test", poll)
+        headline = cfg.wise_alpha if strategy.finish else None
+        set_point(headline)
+        train_pred = forward.predict("train", poll)
         kernels.close()    # the general benchmark compares with a reference computed by transformers' kernels
-        acc, f1 = _metrics(y_test, test_pred)
-        train_acc = _metrics(y_train, train_pred)[0]
         timings["evaluating"] = time.perf_counter() - t
 
         t = time.perf_counter()
         report("general", 0, 1, "general benchmark: MR, CR, TREC-6, Rotten Tomatoes", force=True)
-        _, pretrained = benchmark.reference(base, poll)
-        general = benchmark.score(model.encoder, base, strategy.trains_encoder, poll)
+        _, pretrained = env.benchmark.reference(env.base, poll)
+        generals = {}
+        for a in points:
+            set_point(a)
+            generals[a] = env.benchmark.score(model.encoder, env.base, strategy.trains_encoder, poll)
+        set_point(headline)
+        distance = _distance(model, env)
         timings["general"] = time.perf_counter() - t
     except torch.OutOfMemoryError:
-        raise RunError(f"out of memory on {device.type} at batch size {batch_size} and max length "
+        raise RunError(f"out of memory on {env.device.type} at batch size {cfg.batch_size} and max length "
                        f"{cfg.max_length}: lower one of them and run again") from None
     finally:
         kernels.close()
-        del optimizer
         model.to("cpu")
-        base.to("cpu")
+        env.base.to("cpu")
         gc.collect()
-        if device.type == "cuda":
+        if env.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    y_train, y_test = sample.y_train, sample.y_test
+    test_pred, general = test_preds[headline], generals[headline]
+    acc, f1 = _metrics(y_test, test_pred)
+    warnings = []
     counts = np.bincount(y_train, minlength=task.num_labels)
     majority = float((y_test == counts.argmax()).mean())
     n_classes_pred = len(set(test_pred.tolist()))
     if n_classes_pred == 1 and len(set(y_test.tolist())) > 1:
         warnings.append("the model predicts a single class for every test text: it has learned nothing "
                         "beyond the majority label (try a higher learning rate or more epochs)")
+    curve = [{"alpha": a, "in_domain_acc": _metrics(y_test, test_preds[a])[0], "general": generals[a].score,
+              "general_refit": generals[a].score_refit} for a in points] if strategy.finish else []
     timings["total"] = time.perf_counter() - report.t0
     estimate = {**report.estimate, "actual_s": round(timings["total"], 2)}
     result = RunResult(
-        key=key, config=cfg.to_dict(), task=cfg.task, strategy=cfg.strategy, size=len(train_idx), seed=cfg.seed,
-        in_domain_acc=acc, in_domain_f1=f1, train_acc=train_acc, general=general.to_dict(),
-        pretrained_general=pretrained.to_dict(), curves=curves, timings=timings, device=str(device),
-        precision="bf16" if dtype == torch.bfloat16 else "fp32", trainable_params=trainable,
-        total_params=total_params, n_eval=len(test_idx), majority_acc=majority,
+        key=key, config=cfg.to_dict(), task=cfg.task, strategy=cfg.strategy, size=len(sample.train_idx),
+        seed=cfg.seed, in_domain_acc=acc, in_domain_f1=f1, train_acc=_metrics(y_train, train_pred)[0],
+        general=general.to_dict(), pretrained_general=pretrained.to_dict(), curves=report.curves, timings=timings,
+        device=str(env.device), precision="bf16" if env.dtype == torch.bfloat16 else "fp32",
+        trainable_params=trainable, total_params=total_params, n_eval=len(sample.test_idx), majority_acc=majority,
         predicted_classes=n_classes_pred, warnings=warnings, versions=library_versions(),
-        padding_fraction=padding_fraction(tok_train, batches_for_epoch(0)) if strategy.trains_encoder else 0.0,
-        train_tokens=int(sum(len(x) for x in tok_train)) * cfg.epochs, created_at=time.time(),
-        work=asdict(work), estimate=estimate)
+        padding_fraction=padding_fraction(sample.tok_train, forward.plan(0)) if strategy.trains_encoder else 0.0,
+        train_tokens=int(sum(len(x) for x in sample.tok_train)) * (cfg.epochs or 0), created_at=time.time(),
+        work=asdict(work), estimate=estimate, weight_distance=distance, chosen_epoch=chosen_epoch, curve=curve)
     if store is not None:
         store.put(result)
     report("general", 1, 1, "done", force=True)

@@ -12,7 +12,6 @@ from core.errors import DataError
 from core.estimate import STAGES, describe_accuracy
 from core.jobs import time_left
 from core.strategies import STRATEGIES
-from core.strategies.lora import TARGETS as LORA_TARGETS
 from core.urlstate import check_fits, offered_models
 
 presenter = ui.presenter()
@@ -23,12 +22,27 @@ def knob_text(cfg, names, bold: bool = False) -> list[str]:
     """'lr 5e-05', 'epochs 3' (values in bold for the Run bar), for the fields of `names` that are set."""
     b = "**" if bold else ""
     return [f"{k} {b}{getattr(cfg, k):g}{b}" if isinstance(getattr(cfg, k), float) else f"{k} {b}{getattr(cfg, k)}{b}"
-            for k in names if getattr(cfg, k, None) is not None]
+            for k in names if getattr(cfg, k, None) is not None and getattr(cfg, k) is not False]
 
 
 def number(name: str, label: str, step, fmt: str, hint: str, **kw):
     # value=None: the box may be emptied (it then means the default); its value comes from lab_cfg via bind
     return st.number_input(label, value=None, step=step, format=fmt, placeholder=hint, **bind(name), **kw)
+
+
+def knob_widget(knob, hint_text: str):
+    """The widget a strategy knob gets, from its declaration: its type, range and one-line help."""
+    rng = knob.describe_range()
+    help_text = knob.help + (f" ({rng})" if rng else "")
+    kind = ui.FIELD_TYPES[knob.name]
+    if knob.choices:
+        st.multiselect(knob.label.capitalize(), list(knob.choices), help=help_text, **bind(knob.name))
+    elif kind.startswith("bool"):
+        st.checkbox(knob.label.capitalize(), help=help_text, **bind(knob.name))
+    elif kind.startswith("int"):
+        number(knob.name, knob.label.capitalize(), int(knob.step or 1), "%d", hint_text, help=help_text)
+    else:
+        number(knob.name, knob.label.capitalize(), knob.step or 0.01, "%g", hint_text, help=help_text)
 
 
 st.title("Fine-tuning lab")
@@ -78,7 +92,8 @@ with what_col:
     if config_error:
         ui.show_config_error(config_error)
     else:
-        knobs = strategy.uses if not presenter else [k for k in ("lr", "epochs", "batch_size", "freeze_layers", "lora_r")
+        knobs = strategy.uses if not presenter else [k for k in ("lr", "epochs", "batch_size", "freeze_layers", "lora_r",
+                                                                   "lp_epochs", "l2sp_alpha", "wise_alpha")
                                                      if k in strategy.uses]       # a projector: the few that matter
         shown = knob_text(resolved, knobs, bold=True)
         st.markdown(f"**{strategy.title}** on {ui.TASKS[resolved.task].title}, n={shown_size:,} · "
@@ -118,6 +133,11 @@ def describe(job) -> str:
     return f"**{STRATEGIES[c.strategy].title}** on {task} · n={size} · seed {c.seed} · " + " · ".join(knobs)
 
 
+def epochs_of(cfg) -> int:
+    """Curve points a run draws: its epochs, after LP-FT's head-only ones."""
+    return (cfg.epochs or 0) + (cfg.lp_epochs or 0)
+
+
 def live_curves(job):
     """The per-epoch figure, rebuilt only when an epoch was added (a poll re-sends the same object)."""
     curves = job.progress.get("curves") or []
@@ -125,7 +145,7 @@ def live_curves(job):
     if cache is None or cache[0] != (job.id, len(curves)):
         from core import plots   # plotly: imported when a chart is first drawn, not on the first page
 
-        fig = plots.curves_figure(curves, "Live per-epoch curves", n_epochs=job.config.resolved().epochs)
+        fig = plots.curves_figure(curves, "Live per-epoch curves", n_epochs=epochs_of(job.config.resolved()))
         cache = ((job.id, len(curves)), plots.for_presenter(fig) if presenter else fig)
         st.session_state["_live_fig"] = cache
     return cache[1]
@@ -231,20 +251,10 @@ with st.sidebar:
     # ------------------------------------------------------------------------ advanced (hidden for talks)
     if not presenter:
         with st.expander("Advanced"):
-            if "lr" in strategy.uses:
-                number("lr", "Learning rate (encoder / adapters)", 1e-5, "%g", hint("lr"))
-            number("head_lr", "Head learning rate", 1e-4, "%g", hint("head_lr"))
-            number("epochs", "Epochs", 1, "%d", hint("epochs"))
-            number("batch_size", "Batch size", 8, "%d", hint("batch_size"))
+            for knob in strategy.knobs:      # each strategy module declares its knobs (core/strategies)
+                knob_widget(knob, hint(knob.name))
             number("max_length", "Max length (tokens)", 16, "%d", hint("max_length"))
             number("seed", "Seed", 1, "%d", hint("seed"))
-            if "freeze_layers" in strategy.uses:
-                number("freeze_layers", "Frozen bottom layers", 1, "%d", hint("freeze_layers"))
-                number("layer_lr_decay", "Layer-wise lr decay (1 = none)", 0.05, "%g", hint("layer_lr_decay"))
-            if "lora_r" in strategy.uses:
-                number("lora_r", "LoRA rank", 1, "%d", hint("lora_r"))
-                number("lora_alpha", "LoRA alpha", 1, "%d", hint("lora_alpha"))
-                st.multiselect("LoRA targets", list(LORA_TARGETS), **bind("lora_targets"))
             st.selectbox("Feature layer", [None, 1, 2, 3, 4, 5, 6], format_func=lambda v: "last" if v is None else str(v),
                          **bind("feature_layer"))
             st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))

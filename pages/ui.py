@@ -17,7 +17,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core.config import ConfigError, RunConfig
+from core.config import FIELD_TYPES, ConfigError, RunConfig  # noqa: F401  (FIELD_TYPES: for the pages)
 from core.data import TASKS, load_task, log_sizes
 from core.estimate import rates_from
 from core.jobs import FAILED, STOPPED, JobManager

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import STRATEGY_FIELDS, ConfigError, RunConfig, lab_home
+from core.config import ConfigError, RunConfig, lab_home, strategy_fields
 from core.strategies import STRATEGIES, get_strategy
 
 
@@ -14,7 +14,7 @@ def test_resolved_fills_defaults_and_clears_unused_fields(name):
     cfg = RunConfig(strategy=name, lr=None, epochs=None).resolved()
     for field_name, default in strat.defaults.items():
         assert getattr(cfg, field_name) == default, field_name
-    for field_name in STRATEGY_FIELDS - set(strat.uses):
+    for field_name in strategy_fields() - set(strat.uses):
         assert getattr(cfg, field_name) is None, f"{name} does not use {field_name}, it must be cleared"
     for field_name in set(strat.uses) - set(strat.defaults):
         assert getattr(cfg, field_name) == getattr(RunConfig(), field_name), field_name
@@ -85,7 +85,7 @@ def test_default_config_is_valid():
     (dict(layer_lr_decay=0.0), "layer-wise lr decay"),
     (dict(layer_lr_decay=1.5), "layer-wise lr decay"),
     (dict(strategy="lora", lora_r=0), "LoRA rank"),
-    (dict(strategy="lora", lora_targets=()), "LoRA needs at least one target"),
+    (dict(strategy="lora", lora_targets=()), "LoRA targets: at least one is needed"),
     (dict(eval_size=5), "eval size"),
     (dict(general_size=10), "general benchmark size"),
     (dict(device="tpu"), "device"),

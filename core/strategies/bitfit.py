@@ -2,7 +2,7 @@
 
 About 0.1 % of the weights; on small data it often comes close to full fine-tuning.
 """
-from .base import COMMON, Strategy, decay_groups
+from .base import COMMON, LR, Knob, Strategy, decay_groups
 
 
 def adapt(model, cfg):
@@ -20,7 +20,6 @@ STRATEGY = Strategy(
     title="BitFit (biases only)",
     summary="Freeze every encoder weight matrix and train only the bias terms, plus the head.",
     defaults={"lr": 1e-3, "head_lr": 3e-2, "epochs": 3, "batch_size": 16, "dropout": 0.1},
-    uses=COMMON + ("lr",),
-    trains_encoder=True,
+    knobs=(LR,) + COMMON,
     adapt=adapt,
 )

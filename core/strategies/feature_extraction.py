@@ -1,14 +1,14 @@
 """Feature extraction: the encoder stays exactly as pre-trained; only a linear head learns.
 
-Features come from one layer (default the last) and are computed once and cached, so the
-head trains on them in a fraction of a second per epoch.
+Features come from one layer (default the last); since the encoder never changes, core.training
+computes them once and caches them, so the head trains on them in a fraction of a second per epoch.
 """
-from .base import COMMON, Strategy, decay_groups, freeze
+from .base import COMMON, Strategy, freeze, head_groups
 
 
 def adapt(model, cfg):
     freeze(model.encoder)   # the shared base model: fresh_encoder() unfreezes its copies
-    return decay_groups(model.head.named_parameters(), cfg.head_lr, cfg.weight_decay)
+    return head_groups(model, cfg)
 
 
 STRATEGY = Strategy(
@@ -16,8 +16,8 @@ STRATEGY = Strategy(
     title="Feature extraction (frozen encoder)",
     summary="Freeze the encoder, read features from one layer, train only a linear head on them.",
     defaults={"head_lr": 1e-2, "epochs": 30, "batch_size": 32, "dropout": 0.0},
-    uses=COMMON,
-    trains_encoder=False,
+    knobs=COMMON,
     adapt=adapt,
+    trains_encoder=False,
     aliases=("fe", "features", "frozen"),
 )

@@ -2,9 +2,15 @@
 are learned beside the attention projections. The new head is trained and saved with the
 adapter through `modules_to_save` (without it, peft silently leaves it out: peft#310, #1070).
 """
-from .base import COMMON, Strategy, decay_groups
+from .base import COMMON, LR, Knob, Strategy, decay_groups
 
 TARGETS = ("query", "key", "value", "dense")    # the BERT-style projections an adapter can sit beside
+KNOBS = (LR,) + COMMON + (
+    Knob("lora_r", "LoRA rank", "rank of each low-rank update", 1, 256, step=1),
+    Knob("lora_alpha", "LoRA alpha", "scaling of the updates (they are multiplied by alpha / r)", 0, None, low_open=True, step=1),
+    Knob("lora_dropout", "LoRA dropout", "dropout on the adapters' input", 0, 1, high_open=True, step=0.05),
+    Knob("lora_targets", "LoRA targets", "the projections that get an adapter", choices=TARGETS),
+)
 
 
 def adapt(model, cfg):
@@ -26,7 +32,6 @@ STRATEGY = Strategy(
     title="LoRA (low-rank adapters)",
     summary="Freeze the encoder and learn low-rank updates to chosen projections, plus the head.",
     defaults={"lr": 1e-3, "head_lr": 3e-2, "epochs": 3, "batch_size": 16, "dropout": 0.1},
-    uses=COMMON + ("lr", "lora_r", "lora_alpha", "lora_dropout", "lora_targets"),
-    trains_encoder=True,
+    knobs=KNOBS,
     adapt=adapt,
 )
