@@ -99,7 +99,7 @@ def test_bad_link_values_give_a_clear_error_and_defaults():
     at = new_app({"lr": "fast", "epochs": "0"})
     assert_no_exception(at)
     errors = " ".join(e.value for e in at.error)
-    assert "lr='fast'" in errors and "epochs must be between 1 and 1000" in errors
+    assert "lr='fast'" in errors and "epochs must be in [1, 1000]" in errors
     assert at.sidebar.radio(key="cfg_strategy").value == "full"       # the defaults
 
 
