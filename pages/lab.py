@@ -35,14 +35,15 @@ def knob_widget(knob, hint_text: str):
     rng = knob.describe_range()
     help_text = knob.help + (f" ({rng})" if rng else "")
     kind = ui.FIELD_TYPES[knob.name]
+    label = knob.label[:1].upper() + knob.label[1:]        # "L2-SP alpha" keeps its capitals
     if knob.choices:
-        st.multiselect(knob.label.capitalize(), list(knob.choices), help=help_text, **bind(knob.name))
+        st.multiselect(label, list(knob.choices), help=help_text, **bind(knob.name))
     elif kind.startswith("bool"):
-        st.checkbox(knob.label.capitalize(), help=help_text, **bind(knob.name))
+        st.checkbox(label, help=help_text, **bind(knob.name))
     elif kind.startswith("int"):
-        number(knob.name, knob.label.capitalize(), int(knob.step or 1), "%d", hint_text, help=help_text)
+        number(knob.name, label, int(knob.step or 1), "%d", hint_text, help=help_text)
     else:
-        number(knob.name, knob.label.capitalize(), knob.step or 0.01, "%g", hint_text, help=help_text)
+        number(knob.name, label, knob.step or 0.01, "%g", hint_text, help=help_text)
 
 
 st.title("Fine-tuning lab")

@@ -411,3 +411,15 @@ def test_first_run_holds_the_charts_back_until_the_browser_asks():
     at.session_state["charts_ready"] = True      # what the fragment's timed run sets before its rerun
     at.run()
     assert plotly_data(at) and not any("Drawing the plot" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("strategy, knob_label", [("lp-ft", "Head-only epochs"), ("l2-sp", "L2-SP alpha"),
+                                                  ("wise-ft", "WiSE-FT mixing"), ("full", "Keep the best epoch")])
+def test_a_strategy_s_declared_knobs_become_the_lab_s_widgets(strategy, knob_label):
+    at = new_app({"strategy": strategy})
+    assert_no_exception(at)
+    labels = [w.label for w in list(at.number_input) + list(at.checkbox)]
+    assert knob_label in labels, labels
+    at_zero = new_app({"strategy": "zero-shot"})
+    assert_no_exception(at_zero)
+    assert "Epochs" not in [w.label for w in at_zero.number_input]     # zero-shot has no training knobs
