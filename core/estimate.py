@@ -246,6 +246,5 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES) -> float | No
                    val_tokens=int(info["n_val"] * mean), test_tokens=int(n_test * mean), epochs=cfg.epochs,
                    batch_size=cfg.batch_size, n_train=n_train, general_size=cfg.general_size,
                    uncached_tokens=int((n_train + info["n_val"] + n_test) * mean),   # at most: a cold cache
-                   head_epochs=strategy.head_phase(cfg) if strategy.head_phase else 0,
-                   scorings=len(set(strategy.curve) | {cfg.wise_alpha}) if strategy.finish else 1)
+                   head_epochs=strategy.head_epochs(cfg), scorings=len(strategy.finish_points(cfg)))
     return float(sum(predict(work, rates).values()))

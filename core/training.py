@@ -351,11 +351,11 @@ def adapt(cfg: RunConfig, strategy, task, env: Loaded):
     encoder = fresh_encoder(cfg.model)[1] if strategy.trains_encoder else env.base
     model = EncoderClassifier(encoder, task.num_labels, cfg.feature_layer, cfg.pooling, cfg.dropout or 0.0)
     if strategy.init_head is not None:
-        from .strategies.zero_shot import label_texts
+        def embed(texts):
+            return encode(env.base, tokenize(env.tokenizer, texts, cfg.max_length), env.pad_id, env.device,
+                          env.dtype, cfg.feature_layer, cfg.pooling)
 
-        tokens = tokenize(env.tokenizer, label_texts(task.label_names), cfg.max_length)
-        strategy.init_head(model, encode(env.base, tokens, env.pad_id, env.device, env.dtype, cfg.feature_layer,
-                                         cfg.pooling), cfg)
+        strategy.init_head(model, task.label_names, embed, cfg)
     total = count_params(model, trainable_only=False)
     groups = strategy.adapt(model, cfg)
     model.to(env.device)
@@ -413,14 +413,6 @@ def _distance(model, env: Loaded) -> float:
     return 0.0 if model.encoder is env.base else round(weight_distance(model.encoder, env.base), 6)
 
 
-def _points(cfg, strategy) -> list:
-    """The finish() strengths to score after training: [None] (no finish step), or the strategy's
-    curve with the run's own strength among them."""
-    if strategy.finish is None:
-        return [None]
-    return sorted(set(strategy.curve) | {cfg.wise_alpha})
-
-
 def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Callable | None = None,
         store=None) -> RunResult:
     """Train and evaluate one configuration; answered from `store` at once if it was run before."""
@@ -448,8 +440,8 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
 
     model, groups, total_params = adapt(cfg, strategy, task, env)
     trainable = count_params(model)
-    points = _points(cfg, strategy)
-    head_epochs = strategy.head_phase(cfg) if strategy.head_phase else 0
+    points = strategy.finish_points(cfg)
+    head_epochs = strategy.head_epochs(cfg)
     work = _work(cfg, strategy, task, sample, env, head_epochs, len(points))
     rates = rates_from(store.list() if store is not None else [], env.device.type)
     report.plan(predict_stages(work, rates), step_seconds(work, rates), rates.source, strategy.trains_encoder)
@@ -487,7 +479,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         for a in points:
             set_point(a)
             test_preds[a] = forward.predict("test", poll)
-        headline = cfg.wise_alpha if strategy.finish else None
+        headline = strategy.strength(cfg) if strategy.finish else None
         set_point(headline)
         train_pred = forward.predict("train", poll)
         kernels.close()    # the general benchmark compares with a reference computed by transformers' kernels

@@ -8,11 +8,13 @@ Hooks, called by core.training in this order (only `adapt` is required):
     adapt(model, cfg) -> param groups      which parameters train, and at what rate; it may freeze,
                                            wrap or inject adapters into `model` in place
     head_phase(cfg) -> epochs              a head-only phase first (the encoder frozen), then adapt
-    init_head(model, label_vectors, cfg)   set the head before training (zero-shot: label names)
+    init_head(model, label_names, embed, cfg)  set the head before training; embed(texts) gives the
+                                           frozen encoder's features (zero-shot: of label names)
     penalty(model, reference, cfg)         after each backward: add the gradient of an extra loss
                                            term (L2-SP: a pull toward the pre-trained weights)
-    finish(model, reference, cfg, a)       after training, before any evaluation: edit the weights
-                                           (WiSE-FT: interpolate toward the pre-trained weights)
+    finish(model, reference, tuned, a)     after training, before any evaluation: edit the weights at
+                                           strength a (WiSE-FT: interpolate toward the pre-trained ones);
+                                           `strength(cfg)` is the run's own a, `curve` the others scored
 
 `reference` is the pre-trained encoder the run started from (never trained). A knob is a field
 of RunConfig; the strategy declares which ones it reads, with their range and meaning, and the
@@ -96,8 +98,19 @@ class Strategy:
     init_head: Callable | None = None
     penalty: Callable | None = None
     finish: Callable | None = None
+    strength: Callable | None = None  # (cfg) -> the finish() strength the run reports
     curve: tuple[float, ...] = ()   # finish() strengths also scored after training (WiSE-FT's curve)
     aliases: tuple[str, ...] = ()
+
+    def head_epochs(self, cfg) -> int:
+        return self.head_phase(cfg) if self.head_phase else 0
+
+    def finish_points(self, cfg) -> list:
+        """The finish() strengths scored after training: [None] (no finish step), or the curve with
+        the run's own strength among them."""
+        if self.finish is None:
+            return [None]
+        return sorted(set(self.curve) | {self.strength(cfg)})
 
     @property
     def uses(self) -> tuple[str, ...]:

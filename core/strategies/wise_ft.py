@@ -31,6 +31,7 @@ STRATEGY = Strategy(
     knobs=full.KNOBS + (WISE_ALPHA,),
     adapt=full.adapt,
     finish=finish,
+    strength=lambda cfg: cfg.wise_alpha,
     curve=CURVE,
     aliases=("wiseft", "wise"),
 )

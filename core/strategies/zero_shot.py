@@ -19,20 +19,17 @@ DESCRIPTIONS = {
 }
 
 
-def label_texts(label_names: list[str]) -> list[str]:
-    return [DESCRIPTIONS.get(name, name) for name in label_names]
-
-
 def adapt(model, cfg):
     freeze(model)          # nothing learns: the encoder is the shared base model, the head is set below
     return []
 
 
-def init_head(model, label_vectors, cfg) -> None:
+def init_head(model, label_names, embed, cfg) -> None:
     import torch
 
     with torch.no_grad():
-        v = torch.as_tensor(label_vectors, dtype=model.head.weight.dtype)
+        v = torch.as_tensor(embed([DESCRIPTIONS.get(name, name) for name in label_names]),
+                            dtype=model.head.weight.dtype)
         model.head.weight.copy_(v / v.norm(dim=1, keepdim=True).clamp(min=1e-12))
         model.head.bias.zero_()
 
