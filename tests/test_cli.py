@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ROOT
 from core.cli import main
+from core.config import ConfigError
 from core.store import RunStore
 
 TINY_FLAGS = ["--task", "r8", "--size", "16", "--epochs", "1", "--max-length", "32", "--eval-size", "50",
@@ -116,3 +117,19 @@ def test_sweep_writes_a_markdown_table(tmp_path):
     runs = json.loads(js.read_text())["runs"]
     assert sorted(r["seed"] for r in runs) == [32, 33]
     assert len(RunStore(tmp_path / "s.sqlite").list()) == 2
+
+
+def test_sweep_arms_give_one_strategy_several_settings_and_a_section_keeps_the_rest(tmp_path, capsys):
+    from core.cli import parse_arm, write_doc
+
+    assert parse_arm("l2-sp:l2sp_alpha=100:epochs=5") == ("l2-sp", {"l2sp_alpha": 100.0, "epochs": 5})
+    with pytest.raises(ConfigError, match="l2sp_alpah"):
+        parse_arm("l2-sp:l2sp_alpah=100")
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text("# Results\n\nhand-written\n")
+    write_doc(doc, "## A\ntable one\n", "a")
+    write_doc(doc, "## B\ntable two\n", "b")
+    write_doc(doc, "## A\ntable one, again\n", "a")
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nhand-written\n") and "table one, again" in text and "table one\n" not in text
+    assert text.index("table one, again") < text.index("table two")       # a section stays where it was
