@@ -143,6 +143,15 @@ class RunConfig:
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def training_key(self, model_identity: str, data_identity: str) -> str:
+        """The key of the training alone: equal for configs that differ only in what acts after
+        training (WiSE-FT's mixing, the evaluation sizes), so their runs can share one set of weights."""
+        after = {name: None for name in AFTER_TRAINING}
+        return "train-" + self.replace(**after).key(model_identity, data_identity)
+
+
+# Fields read only after training: changing them re-scores kept weights (core.weights), no retraining.
+AFTER_TRAINING = ("wise_alpha", "eval_size", "general_size")
 
 # Bump when a change to the training or evaluation code makes old stored results incomparable.
 RESULT_VERSION = 5   # 2: CPU training kernels (core/kernels.py); 3: their attention dropout scaled exactly;

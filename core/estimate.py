@@ -228,9 +228,10 @@ def _mean_tokens(model: str, sample: tuple, max_length: int) -> float:
 
 
 
-def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES) -> float | None:
+def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bool = False) -> float | None:
     """Seconds a configuration will take here, before it runs: `info` holds the task's sizes and a
-    sample of its texts (n_train, n_val, n_test, sample). None when the config cannot run."""
+    sample of its texts (n_train, n_val, n_test, sample). None when the config cannot run.
+    `rescoring`: its fine-tuned weights are kept (core.weights), so it only evaluates, once."""
     from .errors import ConfigError
     from .strategies import get_strategy
 
@@ -243,8 +244,10 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES) -> float | No
     n_train = min(cfg.size or info["n_train"], info["n_train"])
     n_test = min(cfg.eval_size or info["n_test"], info["n_test"])
     work = Work.of(strategy.name, strategy.trains_encoder, train_tokens=int(n_train * mean),
-                   val_tokens=int(info["n_val"] * mean), test_tokens=int(n_test * mean), epochs=cfg.epochs,
-                   batch_size=cfg.batch_size, n_train=n_train, general_size=cfg.general_size,
+                   val_tokens=int(info["n_val"] * mean), test_tokens=int(n_test * mean),
+                   epochs=0 if rescoring else cfg.epochs, batch_size=cfg.batch_size, n_train=n_train,
+                   general_size=cfg.general_size,
                    uncached_tokens=int((n_train + info["n_val"] + n_test) * mean),   # at most: a cold cache
-                   head_epochs=strategy.head_epochs(cfg), scorings=len(strategy.finish_points(cfg)))
+                   head_epochs=0 if rescoring else strategy.head_epochs(cfg),
+                   scorings=1 if rescoring else len(strategy.finish_points(cfg)))
     return float(sum(predict(work, rates).values()))

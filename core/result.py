@@ -41,6 +41,8 @@ class RunResult:
     weight_distance: float | None = None          # ||theta - theta_0|| / ||theta_0|| of the encoder at the end
     chosen_epoch: int | None = None               # best_epoch: the epoch whose weights were kept
     curve: list = field(default_factory=list)     # WiSE-FT: alpha, in_domain_acc, general, general_refit
+    rescored: bool = False                        # kept fine-tuned weights re-scored, nothing trained (core.weights)
+    training_key: str | None = None               # the kept weights' name (strategies with a finish step)
 
     @property
     def overfit_gap(self) -> float:
@@ -75,6 +77,9 @@ class RunResult:
             "overfit_gap": self.overfit_gap, "general": self.general["score"],
             "general_refit": self.general["score_refit"], "general_delta": self.general_delta,
             "general_delta_refit": self.general_delta_refit, "general_stderr": self.general["stderr"],
+            "l2sp_alpha": c.get("l2sp_alpha"), "wise_alpha": c.get("wise_alpha"), "lp_epochs": c.get("lp_epochs"),
+            "best_epoch": c.get("best_epoch"), "weight_distance": self.weight_distance,
+            "chosen_epoch": self.chosen_epoch,
             "trainable_params": self.trainable_params, "time_s": self.timings.get("total"),
             "device": self.device, "created_at": self.created_at,
         }

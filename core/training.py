@@ -33,6 +33,7 @@ from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, 
 from .result import RunResult
 from .strategies import get_strategy
 from .strategies.base import head_groups
+from .weights import WeightStore
 
 # Share of a typical run's wall time per stage: turns stage progress into one overall fraction.
 STAGE_WEIGHTS = {"loading": 0.05, "tokenizing": 0.02, "training": 0.6, "evaluating": 0.15, "general": 0.18}
@@ -135,8 +136,9 @@ def _schedule(optimizer, total_steps: int, warmup: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _work(cfg, strategy, task, sample, env, head_epochs: int, scorings: int) -> Work:
-    """What this run will compute, exactly, for the time-left estimate (core.estimate)."""
+def _work(cfg, strategy, task, sample, env, head_epochs: int, scorings: int, trains: bool = True) -> Work:
+    """What this run will compute, exactly, for the time-left estimate (core.estimate). `trains`
+    False: kept weights are re-scored, no training."""
     ntok = lambda toks: int(sum(len(x) for x in toks))   # noqa: E731
     uncached = 0
     if not strategy.trains_encoder:      # frozen features: only rows not yet on disk cost a forward
@@ -148,7 +150,7 @@ def _work(cfg, strategy, task, sample, env, head_epochs: int, scorings: int) -> 
             missing = cache.missing(np.arange(len(texts)) if rows is None else rows)
             uncached += int(len(missing) * ntok(toks) / max(1, len(toks)))
     work = Work.of(strategy.name, strategy.trains_encoder, train_tokens=ntok(sample.tok_train),
-                   val_tokens=ntok(sample.tok_val), test_tokens=ntok(sample.tok_test), epochs=cfg.epochs,
+                   val_tokens=ntok(sample.tok_val), test_tokens=ntok(sample.tok_test), epochs=cfg.epochs if trains else 0,
                    batch_size=cfg.batch_size, n_train=len(sample.train_idx), general_size=cfg.general_size,
                    uncached_tokens=uncached, head_epochs=head_epochs, scorings=scorings)
     if not env.benchmark.has_reference():    # the first run on this machine also fits the pre-trained probes
@@ -409,6 +411,13 @@ def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loade
     return best_epoch
 
 
+def _restore(model, tensors: dict) -> None:
+    """Kept weights (core.weights) into the model, by parameter name."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(tensors[name].to(p.dtype))
+
+
 def _distance(model, env: Loaded) -> float:
     return 0.0 if model.encoder is env.base else round(weight_distance(model.encoder, env.base), 6)
 
@@ -442,7 +451,16 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     trainable = count_params(model)
     points = strategy.finish_points(cfg)
     head_epochs = strategy.head_epochs(cfg)
-    work = _work(cfg, strategy, task, sample, env, head_epochs, len(points))
+    # A strategy with a finish step keeps its fine-tuned weights: a run that differs only in the finish
+    # strength (or the evaluation sizes) re-scores them instead of training again.
+    weights = WeightStore.beside(store) if strategy.finish else None
+    train_key = cfg.training_key(model_id, task.identity()) if weights else None
+    kept = weights.load(train_key) if weights else None
+    if kept is not None:
+        points, head_epochs, groups = [strategy.strength(cfg)], 0, []
+        _restore(model, kept[0])
+        report.curves = list(kept[1]["curves"])
+    work = _work(cfg, strategy, task, sample, env, head_epochs, len(points), trains=kept is None)
     rates = rates_from(store.list() if store is not None else [], env.device.type)
     report.plan(predict_stages(work, rates), step_seconds(work, rates), rates.source, strategy.trains_encoder)
 
@@ -461,10 +479,13 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         if head_epochs:     # LP-FT: the head first, on the frozen encoder's cached features
             train_phase(cfg, "head only: ", head_epochs, CachedFeatures(model, sample, env, cfg, task, poll), model,
                         head_groups(model, cfg), env, report, should_stop, progress)
-        chosen_epoch = None
-        if groups:          # zero-shot trains nothing
+        chosen_epoch = kept[1]["chosen_epoch"] if kept else None
+        if groups:          # zero-shot trains nothing, nor does a re-scoring of kept weights
             chosen_epoch = train_phase(cfg, "", cfg.epochs, forward, model, groups, env, report, should_stop,
                                        progress, penalty=strategy.penalty, keep_best=bool(cfg.best_epoch))
+            if weights is not None:
+                weights.save(train_key, dict(model.named_parameters()),
+                             {"curves": report.curves, "chosen_epoch": chosen_epoch})
         timings["training"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -529,7 +550,8 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         predicted_classes=n_classes_pred, warnings=warnings, versions=library_versions(),
         padding_fraction=padding_fraction(sample.tok_train, forward.plan(0)) if strategy.trains_encoder else 0.0,
         train_tokens=int(sum(len(x) for x in sample.tok_train)) * (cfg.epochs or 0), created_at=time.time(),
-        work=asdict(work), estimate=estimate, weight_distance=distance, chosen_epoch=chosen_epoch, curve=curve)
+        work=asdict(work), estimate=estimate, weight_distance=distance, chosen_epoch=chosen_epoch, curve=curve,
+        rescored=kept is not None, training_key=train_key)
     if store is not None:
         store.put(result)
     report("general", 1, 1, "done", force=True)

@@ -112,3 +112,52 @@ def test_a_bad_knob_value_is_refused_by_name(small_csv):
     with pytest.raises(ConfigError, match="L2-SP alpha must be in"):
         RunConfig(strategy="l2-sp", l2sp_alpha=-1).resolved()
     assert RunConfig(strategy="full", wise_alpha=0.3).resolved().wise_alpha is None   # not read by full: cleared
+
+
+def test_wise_ft_rescores_kept_weights_at_another_alpha_without_training(small_csv, tmp_path):
+    from core.store import RunStore
+    from core.weights import WeightStore
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    first = run(csv_config(small_csv, strategy="wise-ft"), store=store)
+    cfg, _, task, model_id, _ = training.resolve(csv_config(small_csv, strategy="wise-ft"))
+    assert not first.rescored and WeightStore.beside(store).has(cfg.training_key(model_id, task.identity()))
+    again = run(csv_config(small_csv, strategy="wise-ft", wise_alpha=0.25), store=store)
+    point = {p["alpha"]: p for p in first.curve}[0.25]
+    assert again.rescored and not again.cached and again.key != first.key
+    assert again.in_domain_acc == point["in_domain_acc"] and again.general["score"] == point["general"]
+    assert [p["alpha"] for p in again.curve] == [0.25]           # only the new point was scored
+    assert again.curves == first.curves and again.work["step_tokens"] == 0
+    # the same mix from the CLI's side: a stored run answers at once
+    assert run(csv_config(small_csv, strategy="wise-ft", wise_alpha=0.25), store=store).cached
+
+
+def test_weight_store_keeps_the_newest_and_ignores_a_broken_file(tmp_path):
+    import os
+
+    import torch
+
+    from core.weights import WeightStore
+
+    weights = WeightStore(tmp_path, keep=2)
+    for i, key in enumerate("abc"):
+        weights.save(key, {"w": torch.full((2,), float(i))}, {"curves": [], "chosen_epoch": None})
+        os.utime(weights.path(key), (i, i))          # file times a second apart: a, then b, then c
+    weights.evict()
+    assert [weights.has(k) for k in "abc"] == [False, True, True]
+    tensors, meta = weights.load("c")
+    assert tensors["w"].tolist() == [2.0, 2.0] and meta == {"curves": [], "chosen_epoch": None}
+    weights.path("b").write_bytes(b"not a safetensors file")
+    assert weights.load("b") is None
+
+
+def test_the_tradeoff_plot_draws_a_wise_ft_run_as_a_line_from_pretrained_to_fine_tuned(full_and_wise):
+    from core import plots
+
+    full, wise = full_and_wise
+    fig = plots.tradeoff_figure([full, wise])
+    lines = [t for t in fig.data if t.name.startswith("WiSE-FT curve")]
+    assert len(lines) == 1 and "lines" in lines[0].mode and len(lines[0].x) == 5
+    assert lines[0].x[0] == 100 * wise.pretrained_general["score"]           # a = 0: the pre-trained encoder
+    assert (lines[0].x[-1], lines[0].y[-1]) == (100 * full.general["score"], 100 * full.in_domain_acc)
+    assert list(lines[0].text) == ["a=0", "a=0.25", "a=0.5", "a=0.75", "a=1"]
