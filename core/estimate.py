@@ -15,6 +15,9 @@ No torch here: the app estimates before it starts a worker.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
 import statistics
 from dataclasses import asdict, dataclass, field
 
@@ -218,14 +221,46 @@ def _mean_tokens(model: str, sample: tuple, max_length: int) -> float:
     path = _tokenizer_file(model)
     if path is None:
         return float(min(max_length, statistics.fmean(len(t) / 4 + 2 for t in sample)))
+    # Kept on disk: loading the tokenizer and encoding the sample is about 0.2 s of the first page's
+    # script, paid once per model, task and max length instead of once per server start.
+    stat = path.stat()
+    key = hashlib.sha256("\x1e".join([str(path), str(stat.st_size), str(stat.st_mtime_ns), str(max_length),
+                                       *sample]).encode()).hexdigest()[:24]
+    known = _read_mean_tokens()
+    if key in known:
+        return float(known[key])
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(path))
     tok.no_padding()
     tok.enable_truncation(max_length)
-    return float(statistics.fmean(len(e.ids) for e in tok.encode_batch(list(sample))))
+    mean = float(statistics.fmean(len(e.ids) for e in tok.encode_batch(list(sample))))
+    _write_mean_tokens({**dict(list(known.items())[-255:]), key: mean})
+    return mean
 
 
+def _mean_tokens_file():
+    from .config import cache_dir
+
+    return cache_dir() / "mean_tokens.json"
+
+
+def _read_mean_tokens() -> dict:
+    try:
+        known = json.loads(_mean_tokens_file().read_text())
+        return known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_mean_tokens(known: dict) -> None:
+    path = _mean_tokens_file()
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, path)           # atomic: two servers writing at once leave one whole file
+    except OSError:
+        pass                            # an unwritable cache costs time, never the estimate
 
 
 def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bool = False) -> float | None:

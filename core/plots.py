@@ -13,10 +13,12 @@ import statistics
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-STRATEGY_COLOURS = {"feature-extraction": "#1f77b4", "full": "#d62728", "lora": "#2ca02c", "bitfit": "#9467bd"}
+STRATEGY_COLOURS = {"feature-extraction": "#1f77b4", "full": "#d62728", "lora": "#2ca02c", "bitfit": "#9467bd",
+                    "lp-ft": "#ff7f0e", "l2-sp": "#8c564b", "wise-ft": "#e377c2", "zero-shot": "#17becf"}
 OTHER_COLOUR = "#7f7f7f"
 HOVER_FIELDS = ("lr", "head_lr", "epochs", "batch_size", "max_length", "freeze_layers", "layer_lr_decay",
-                "lora_r", "lora_alpha", "feature_layer", "pooling")
+                "lora_r", "lora_alpha", "feature_layer", "pooling", "lp_epochs", "l2sp_alpha", "wise_alpha",
+                "best_epoch")
 MAX_ARROWS = 40     # beyond this the arrows hide the points
 
 
@@ -31,10 +33,14 @@ def marker_size(size: int) -> float:
 
 def hover_text(r) -> str:
     cfg = r.config
-    knobs = ", ".join(f"{k}={cfg[k]}" for k in HOVER_FIELDS if cfg.get(k) is not None)
+    knobs = ", ".join(f"{k}={cfg[k]}" for k in HOVER_FIELDS if cfg.get(k) not in (None, False))
+    change = r.general_change()
+    paired = "" if change is None else f" ± {100 * change['ci95']:.1f} (paired 95 %)"
+    moved = "" if r.weight_distance is None else f"<br>weights moved {100 * r.weight_distance:.2f} %" + (
+        f", kept epoch {r.chosen_epoch}" if r.chosen_epoch is not None else "")
     return (f"<b>{r.strategy}</b> n={r.size} seed={r.seed}<br>in-domain {100 * r.in_domain_acc:.1f} %, "
-            f"general {100 * r.general['score']:.1f} % ({100 * r.general_delta:+.1f})<br>"
-            f"train {100 * r.train_acc:.1f} %, trainable {r.trainable_params:,}<br>{knobs}")
+            f"general {100 * r.general['score']:.1f} % ({100 * r.general_delta:+.1f}{paired})<br>"
+            f"train {100 * r.train_acc:.1f} %, trainable {r.trainable_params:,}{moved}<br>{knobs}")
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -47,15 +53,38 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return sorted(front)
 
 
+def _general_ci(r) -> float | None:
+    change = r.general_change()
+    return None if change is None else 100 * change["ci95"]
+
+
 def _scatter(runs, name: str, strategy: str, hollow: bool) -> go.Scatter:
+    # Horizontal bars: the paired 95 % interval of the general change (results without the
+    # per-sentence outcomes, stored before they were kept, get none).
+    cis = [_general_ci(r) for r in runs]
+    error_x = dict(type="data", array=[c or 0 for c in cis], visible=True, thickness=1.5, width=4,
+                   color=colour(strategy)) if any(c is not None for c in cis) else None
     return go.Scatter(
         x=[100 * r.general["score"] for r in runs], y=[100 * r.in_domain_acc for r in runs],
-        mode="markers", name=name, legendgroup=name,
+        mode="markers", name=name, legendgroup=name, error_x=error_x,
         marker=dict(size=[marker_size(r.size) for r in runs], color=colour(strategy),
                     symbol="circle-open" if hollow else "circle", line=dict(width=2 if hollow else 1,
                                                                                  color=colour(strategy))),
         text=[hover_text(r) for r in runs], hovertemplate="%{text}<extra></extra>",
         customdata=[r.key for r in runs])
+
+
+def curve_trace(r, showlegend: bool = True) -> go.Scatter:
+    """A WiSE-FT run's whole curve: the encoder mixed at each scored a, from the pre-trained point
+    (a = 0) to the fine-tuned one (a = 1), as one connected line labelled with its a values."""
+    points = sorted(r.curve, key=lambda p: p["alpha"])
+    return go.Scatter(
+        x=[100 * p["general"] for p in points], y=[100 * p["in_domain_acc"] for p in points],
+        mode="lines+markers+text", name="WiSE-FT curve (a = 0 … 1)", legendgroup="wise-ft curve",
+        showlegend=showlegend, text=[f"a={p['alpha']:g}" for p in points], textposition="top center",
+        line=dict(color=colour("wise-ft"), width=2), marker=dict(size=7, color=colour("wise-ft")),
+        hovertemplate="WiSE-FT %{text}: in-domain %{y:.1f} %, general %{x:.1f} %<extra>"
+                      + f"n={r.size} seed={r.seed}</extra>")
 
 
 def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str = "") -> go.Figure:
@@ -68,6 +97,9 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
     for strategy in sorted({r.strategy for r in runs}):
         group = [r for r in runs if r.strategy == strategy]
         fig.add_trace(_scatter(group, f"strategy: {strategy}", strategy, hollow=False))
+
+    for i, r in enumerate([r for r in runs if len(r.curve) > 1]):
+        fig.add_trace(curve_trace(r, showlegend=i == 0))
 
     everyone = list(runs) + list(presets)
     front = pareto_front([(100 * r.general["score"], 100 * r.in_domain_acc) for r in everyone])
@@ -210,4 +242,59 @@ def general_breakdown_figure(runs) -> go.Figure:
                       title="General benchmark per task: change against the pre-trained encoder (points)",
                       yaxis=dict(title="change in probe accuracy (points)", range=[low - pad, high + pad],
                                  zeroline=True, zerolinewidth=2, zerolinecolor="#444"))
+    return fig
+
+
+def per_class_figure(r) -> go.Figure:
+    """Per label of the in-domain test set: recall (the share of its texts found) beside the share
+    of all predictions that went to it, against its share of the texts. A run that learned nothing
+    beyond the majority label shows one tall 'predicted' bar and the rest at 0."""
+    rows = r.per_class
+    labels = [c["label"] for c in rows]
+    total = max(1, sum(c["support"] for c in rows))
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=labels, y=[100 * (c["recall"] or 0) for c in rows], name="recall (found of its texts)",
+                         marker_color="#1f77b4", hovertemplate="%{x}: recall %{y:.1f} %<extra></extra>"))
+    fig.add_trace(go.Bar(x=labels, y=[100 * c["predicted"] / total for c in rows], name="share of predictions",
+                         marker_color="#ff7f0e", hovertemplate="%{x}: %{y:.1f} % of predictions<extra></extra>"))
+    fig.add_trace(go.Scatter(x=labels, y=[100 * c["support"] / total for c in rows], name="share of test texts",
+                             mode="markers", marker=dict(symbol="line-ew-open", size=28, color="black",
+                                                         line=dict(width=2)),
+                             hovertemplate="%{x}: %{y:.1f} % of test texts<extra></extra>"))
+    fig.update_layout(barmode="group", height=360, template="plotly_white", title="In-domain test set per class",
+                      yaxis=dict(title="%", range=[0, 105]), legend=dict(orientation="h", y=-0.25),
+                      margin=dict(l=50, r=20, t=50, b=40))
+    return fig
+
+
+def confusion_figure(r) -> go.Figure:
+    """The in-domain test set's confusion matrix, each row as shares of that label's texts (so a
+    rare label's row reads as clearly as the majority's), with the counts on hover."""
+    labels = [c["label"] for c in r.per_class] or [str(i) for i in range(len(r.confusion))]
+    counts = r.confusion
+    shares = [[100 * v / max(1, sum(row)) for v in row] for row in counts]
+    fig = go.Figure(go.Heatmap(
+        z=shares, x=labels, y=labels, colorscale="Blues", zmin=0, zmax=100, customdata=counts,
+        text=[[f"{v:.0f}" for v in row] for row in shares], texttemplate="%{text}",
+        hovertemplate="true %{y}, predicted %{x}: %{customdata} texts (%{z:.1f} % of the row)<extra></extra>",
+        colorbar=dict(title="% of row")))
+    fig.update_layout(title="Confusion matrix (rows: true label, % of its texts)", height=420, template="plotly_white",
+                      xaxis=dict(title="predicted"), yaxis=dict(title="true", autorange="reversed"),
+                      margin=dict(l=80, r=20, t=50, b=60))
+    return fig
+
+
+def per_class_change_figure(a, b) -> go.Figure:
+    """Recall per label of run A minus run B, in points, with each label's support in the hover:
+    which classes a strategy gains and which it sacrifices."""
+    rb = {c["label"]: c for c in b.per_class}
+    rows = [(c, rb[c["label"]]) for c in a.per_class if c["label"] in rb and c["support"]]
+    fig = go.Figure(go.Bar(
+        x=[ca["label"] for ca, _ in rows], y=[100 * ((ca["recall"] or 0) - (cb["recall"] or 0)) for ca, cb in rows],
+        marker_color=["#2ca02c" if (ca["recall"] or 0) >= (cb["recall"] or 0) else "#d62728" for ca, cb in rows],
+        customdata=[ca["support"] for ca, _ in rows],
+        hovertemplate="%{x}: %{y:+.1f} pts recall (%{customdata} test texts)<extra></extra>"))
+    fig.update_layout(title="Recall per class, A − B (points)", height=360, template="plotly_white",
+                      yaxis=dict(title="points", zeroline=True, zerolinewidth=2, zerolinecolor="#444"),
+                      margin=dict(l=50, r=20, t=50, b=60))
     return fig

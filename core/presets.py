@@ -45,3 +45,22 @@ def load_presets(folder: str | Path | None = None) -> tuple[list[Preset], list[s
             continue
         presets.append(Preset(path.stem, doc.get("command", ""), runs))
     return presets, problems
+
+
+# Fields that do not change what a run trains or measures the same way: ignored when matching.
+UNMATCHED = ("seed", "device", "precision")
+
+
+def measured(config, runs) -> dict | None:
+    """What the preset runs with `config`'s settings (any seed) measured: {"runs", "in_domain",
+    "general_delta"} as means, or None when no preset run has them. `config` is resolved first,
+    so a lesson's short config matches the full one stored with each run."""
+    try:
+        want = config.resolved().to_dict()
+    except ValueError:
+        return None
+    same = [r for r in runs if all(r.config.get(k) == v for k, v in want.items() if k not in UNMATCHED)]
+    if not same:
+        return None
+    return {"runs": len(same), "in_domain": sum(r.in_domain_acc for r in same) / len(same),
+            "general_delta": sum(r.general_delta for r in same) / len(same)}

@@ -3,14 +3,14 @@ import pandas as pd
 import streamlit as st
 
 from pages import ui
-from core import plots
+from core import plots, stats
 from core.store import to_csv, to_json
 
 PCT, PTS = "%.1f %%", "%+.1f pts"      # printf formats; these columns hold fractions, multiplied by 100 below
 # Every column the table can show, in display order: (label, format or None for text, help).
 COLUMNS = {
     "task": ("Task", None, "The in-domain task the encoder was fine-tuned on."),
-    "strategy": ("Strategy", None, "How the encoder was adapted: feature extraction, full, LoRA or BitFit."),
+    "strategy": ("Strategy", None, "How the encoder was adapted (python -m core list describes each)."),
     "size": ("Train size", "%d", "Number of labelled training examples."),
     "seed": ("Seed", "%d", "Random seed (data sample, head initialisation, batch order)."),
     "in_domain_acc": ("In-domain acc.", PCT, "Accuracy on the task's held-out test set: what the model learned."),
@@ -19,22 +19,30 @@ COLUMNS = {
     "general": ("General (fixed)", PCT, "General-benchmark score with the probes fitted on the pre-trained "
                                         "encoder: how far the old features drifted."),
     "general_delta": ("Δ general", PTS, "General (fixed) minus the pre-trained encoder's; negative = forgot."),
+    "general_delta_ci95": ("± (95 %)", "± %.1f pts", "Half-width of the paired 95 % interval of Δ general: the same "
+                                                    "sentences before and after. A change inside it is noise."),
     "general_refit": ("General (refit)", PCT, "General-benchmark score with the probes refitted on the adapted "
                                               "encoder: the information still there."),
     "general_delta_refit": ("Δ general (refit)", PTS, "General (refit) minus the pre-trained encoder's."),
+    "weight_distance": ("Weights moved", "%.2f %%", "How far the encoder moved from the pre-trained weights: "
+                                                    "‖θ − θ₀‖ / ‖θ₀‖ at the end of the run."),
+    "chosen_epoch": ("Kept epoch", "%d", "With 'keep the best epoch': the epoch whose weights were kept."),
     "trainable_params": ("Trainable params", "%,d", "Parameters the optimiser updated."),
     "lr": ("Learning rate", "%.1e", "Peak learning rate of the encoder."),
     "epochs": ("Epochs", "%d", "Passes over the training set."),
     "freeze_layers": ("Frozen layers", "%d", "Lowest encoder layers kept frozen."),
     "layer_lr_decay": ("Layer lr decay", "%.2f", "Learning-rate factor per layer going down (1 = none)."),
     "lora_r": ("LoRA rank", "%d", "Rank of the LoRA adapters (LoRA runs only)."),
+    "lp_epochs": ("LP-FT head epochs", "%d", "LP-FT: head-only epochs before all layers train."),
+    "l2sp_alpha": ("L2-SP alpha", "%g", "L2-SP: strength of the pull toward the pre-trained weights."),
+    "wise_alpha": ("WiSE-FT a", "%.2f", "WiSE-FT: mix of the encoder, 0 = pre-trained, 1 = fine-tuned."),
     "time_s": ("Time (s)", "%.1f", "Wall-clock time of the whole run, evaluation included."),
     "device": ("Device", None, "Where the run was computed."),
     "key": ("Key", None, "The run's id in the store: a hash of its configuration, model and data."),
 }
 # What fits 1280 px beside the sidebar; "More columns" adds the rest.
 DEFAULT_COLUMNS = ["task", "strategy", "size", "seed", "in_domain_acc", "general", "general_delta",
-                   "general_delta_refit"]
+                   "general_delta_ci95", "general_delta_refit"]
 
 
 def column_config(name: str):
@@ -48,6 +56,11 @@ def column_config(name: str):
 st.title("Compare runs")
 ui.sync_query()
 runs = ui.store().list()
+older = len(ui.store().list(all_versions=True)) - len(runs)
+if older and st.toggle(f"Also show {older} run(s) measured by an older version of the lab", key="cmp_old",
+                       help="An older measurement is not comparable with the current one: they are left out of the "
+                            "table, the plots and the export unless this is on."):
+    runs = ui.store().list(all_versions=True)
 if not runs:
     st.info("No stored runs yet. Run something in the **Lab**, or queue a comparison from the **Learn** page.")
     st.stop()
@@ -79,7 +92,7 @@ if not table.empty:
     picked = [c for c in COLUMNS if c in DEFAULT_COLUMNS or c in extra]
     view = table[picked].copy()
     for c in picked:
-        if COLUMNS[c][1] in (PCT, PTS):
+        if COLUMNS[c][1] in (PCT, PTS) or c in ("weight_distance", "general_delta_ci95"):
             view[c] = 100 * pd.to_numeric(view[c])      # the formats print the number as it is
     st.dataframe(view, hide_index=True, width="stretch", key="cmp_table",
                  column_config={c: column_config(c) for c in picked})
@@ -100,6 +113,44 @@ if shown:
     figure_with_download(plots.size_figure(shown), "accuracy_vs_size", "cmp_size")
     figure_with_download(plots.general_breakdown_figure(shown), "general_per_task", "cmp_general")
     st.caption("For a PNG, use the camera button in each plot's toolbar (top right when you hover over it).")
+
+# ---------------------------------------------------------------------------- two runs, paired
+if len(shown) >= 2:
+    st.subheader("Two runs, paired")
+    st.caption("Both runs scored on the same texts: each text counts as right or wrong for each, and the "
+               "interval comes from the texts on which they differ (a paired standard error, and a paired "
+               "bootstrap for the in-domain change).")
+    by_key = {r.key: r for r in shown}
+    keys = list(by_key)
+    cols = st.columns(2)
+    a_key = cols[0].selectbox("Run A", keys, index=0, format_func=lambda k: label(by_key[k]), key="cmp_pair_a")
+    b_key = cols[1].selectbox("Run B (the baseline)", keys, index=1, format_func=lambda k: label(by_key[k]),
+                              key="cmp_pair_b")
+    a, b = by_key[a_key], by_key[b_key]
+    same_test = (a.task == b.task and a.n_eval == b.n_eval and a.config.get("eval_size") == b.config.get("eval_size"))
+    inside = stats.in_domain_change(a.test_correct, b.test_correct) if same_test else None
+    general = stats.general_change(a.general, b.general) if a.config.get("general_size") == b.config.get(
+        "general_size") and a.config.get("model") == b.config.get("model") else None
+    cols = st.columns(2)
+    if inside is not None:
+        low, high = inside["bootstrap95"]
+        cols[0].metric("In-domain accuracy, A − B", f"{100 * inside['change']:+.1f} pts",
+                       f"± {100 * inside['ci95']:.1f} (95 %): {stats.verdict(inside['change'], inside['se'])}",
+                       delta_color="off", delta_arrow="off",
+                       help=f"Paired bootstrap 95 % interval: {100 * low:+.1f} to {100 * high:+.1f} pts "
+                            f"over the same {a.n_eval:,} test texts.")
+    else:
+        cols[0].info("In-domain: no paired comparison. The two runs were not scored on the same test texts "
+                     "(another task or eval size), or one was stored before per-text outcomes were kept.")
+    if general is not None:
+        cols[1].metric("General score (fixed probe), A − B", f"{100 * general['change']:+.1f} pts",
+                       f"± {100 * general['ci95']:.1f} (95 %): {stats.verdict(general['change'], general['se'])}",
+                       delta_color="off", delta_arrow="off")
+    else:
+        cols[1].info("General score: no paired comparison (another model or benchmark size, or a run stored "
+                     "before per-sentence outcomes were kept).")
+    if a.task == b.task and a.per_class and b.per_class:
+        figure_with_download(plots.per_class_change_figure(a, b), "per_class_change", "cmp_per_class")
 
 # ---------------------------------------------------------------------------- export and delete
 st.subheader("Export")

@@ -10,6 +10,7 @@ from pages import ui
 from core.config import ConfigError, RunConfig
 from core.errors import DataError
 from core.estimate import STAGES, describe_accuracy
+from core import stats
 from core.jobs import time_left
 from core.strategies import STRATEGIES
 from core.urlstate import check_fits, offered_models
@@ -269,6 +270,37 @@ with st.sidebar:
         wait_for_counts()
 
 
+def wise_mixer(result) -> None:
+    """WiSE-FT: pick another mix a; a scored one shows at once, another is scored from the kept
+    fine-tuned weights (evaluation only) through the same queue as every run."""
+    with st.container(border=True):
+        st.markdown("**WiSE-FT: mix the encoder again, without retraining**")
+        scored = {round(p["alpha"], 2): p for p in result.curve}
+        a = round(st.slider("Mixing a (0 = the pre-trained encoder, 1 = the fine-tuned one)", 0.0, 1.0,
+                            float(result.config.get("wise_alpha") or 0.5), 0.05, key=f"wise_mix_{result.key}"), 2)
+        if a in scored:
+            p = scored[a]
+            st.markdown(f"At a = {a:g}: in-domain **{100 * p['in_domain_acc']:.1f} %**, general "
+                        f"**{100 * p['general']:.1f} %** ({100 * (p['general'] - result.pretrained_general['score']):+.1f} "
+                        "pts vs pre-trained); " + ("scored by this run, drawn as its curve on the plot below."
+                                                   if len(result.curve) > 1 else "re-scored from the kept weights."))
+            return
+        kept = ui.weights_kept(result.training_key)
+        mix = RunConfig.from_dict(result.config).replace(wise_alpha=a)
+        seconds = ui.estimate_seconds(mix, rescoring=kept)
+        what = ("evaluation only: the fine-tuned weights are kept" if kept else
+                "the kept weights were evicted for newer ones, so this trains again")
+        if st.button(f"Score a = {a:g} (about {ui.duration(seconds)}; {what})", key="wise_rescore",
+                     icon=":material/tune:"):
+            try:
+                ui.submit(mix, rescoring=kept)
+            except ConfigError as err:
+                ui.show_config_error(err)
+                return
+            ui.set_lab_config(mix)
+            st.rerun()
+
+
 # ---------------------------------------------------------------------------- the last outcome
 finished = [j for j in jobs if j.finished]
 latest = finished[-1] if finished else None
@@ -279,15 +311,18 @@ if result is not None:
     for warning in result.warnings:
         st.warning(warning, icon=ui.ICON_WARNING)
     st.subheader(f"Result: {result.strategy}, n={result.size}, seed {result.seed}"
-                 + (" (answered from the run store)" if result.cached else ""))
+                 + (" (answered from the run store)" if result.cached else "")
+                 + (" (kept fine-tuned weights re-scored, no training)" if result.rescored else ""))
     row = st.columns(4)
     row[0].metric("In-domain accuracy", f"{100 * result.in_domain_acc:.1f} %",
                   f"{100 * (result.in_domain_acc - result.majority_acc):+.1f} pts vs majority class",
                   help=f"{result.n_eval} test texts; macro-F1 {100 * result.in_domain_f1:.1f} %")
     row[1].metric("Train accuracy", f"{100 * result.train_acc:.1f} %",
                   f"overfitting gap {100 * result.overfit_gap:+.1f} pts", delta_color="inverse")
+    change = result.general_change()
     row[2].metric("General score (fixed probe)", f"{100 * result.general['score']:.1f} %",
-                  f"{100 * result.general_delta:+.1f} pts vs pre-trained",
+                  f"{100 * result.general_delta:+.1f}" + (f" ± {100 * change['ci95']:.1f}" if change else "")
+                  + " pts vs pre-trained",
                   help="Probes fitted on the pre-trained encoder, scored on the adapted one's features.")
     row[3].metric("General score (refit probe)", f"{100 * result.general['score_refit']:.1f} %",
                   f"{100 * result.general_delta_refit:+.1f} pts vs pre-trained",
@@ -303,12 +338,27 @@ if result is not None:
                       help="Time left was estimated when training started (and again after a quarter of it: "
                            f"{result.estimate.get('early_training_s', '–')} s in all)." if result.estimate else None)
     row[1].metric("Device", f"{result.device} · {result.precision}")
-    row[2].metric("Trainable parameters", f"{result.trainable_params:,}",
-                  f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off",
+    row[2].metric("Trainable parameters", ui.count_text(result.trainable_params), help=f"{result.trainable_params:,}",
+                  delta=f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off",
                   delta_arrow="off")
     row[3].metric("Macro-F1", f"{100 * result.in_domain_f1:.1f} %")
+    if change is not None:
+        st.caption(f"General change **{100 * change['change']:+.1f} ± {100 * change['ci95']:.1f} points** (paired 95 % "
+                   f"interval over the same {sum(v['n_test'] for v in result.general['per_task'].values()):,} "
+                   f"sentences before and after): **{stats.verdict(change['change'], change['se'])}**.")
+    if result.weight_distance:
+        st.caption(f"The encoder's weights moved **{100 * result.weight_distance:.2f} %** from the pre-trained ones "
+                   "(‖θ − θ₀‖ / ‖θ₀‖)" + (f"; the best validation epoch was kept: **epoch {result.chosen_epoch}**"
+                                          if result.chosen_epoch is not None else "") + ".")
+    if result.curve:
+        wise_mixer(result)
     if result.curves:
         ui.chart(lambda plots: plots.curves_figure(result.curves, n_epochs=len(result.curves)), "result_curves")
+    if result.per_class and not presenter:
+        with st.expander("Per class: what the run found of each label, and what it predicted"):
+            ui.chart(lambda plots: plots.per_class_figure(result), "per_class")
+            if result.confusion:
+                ui.chart(lambda plots: plots.confusion_figure(result), "confusion")
 
 # ---------------------------------------------------------------------------- the trade-off plot
 st.subheader(f"Trade-off on {ui.TASKS[cfg.task].title}: what each run learned vs what it forgot")
@@ -316,7 +366,9 @@ found, problems = ui.presets()
 for problem in problems:
     st.warning(problem, icon=ui.ICON_WARNING)
 names = [p.name for p in found if cfg.task in p.tasks]
-chosen = st.multiselect("Presets drawn (hollow markers)", names, default=names, key="lab_presets") if names else []
+# the task's own gallery by default (r8.json for R8); the remedies' and other sweeps' on request
+chosen = st.multiselect("Presets drawn (hollow markers)", names, default=[n for n in names if n == cfg.task] or names,
+                        key="lab_presets") if names else []
 runs = ui.store().list(task=cfg.task)
 preset_runs = ui.preset_runs(cfg.task, chosen)
 if runs or preset_runs:

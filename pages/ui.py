@@ -24,6 +24,7 @@ from core.jobs import FAILED, STOPPED, JobManager
 from core.param_counts import ParamCounter
 from core.presets import load_presets
 from core.store import RunStore
+from core.weights import WeightStore
 from core.urlstate import config_from_query, config_to_query, shipped_tasks
 
 IN_DOMAIN_TASKS = shipped_tasks()
@@ -57,10 +58,10 @@ def session_owner() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def submit(cfg: RunConfig) -> str:
+def submit(cfg: RunConfig, rescoring: bool = False) -> str:
     """Queue a run for this session (answered at once if the store has it); raises ConfigError
-    at once for a bad value."""
-    job_id = job_manager().submit(cfg, owner=session_owner(), estimate_s=estimate_seconds(cfg))
+    at once for a bad value. `rescoring`: it evaluates kept weights only (its estimate is shorter)."""
+    job_id = job_manager().submit(cfg, owner=session_owner(), estimate_s=estimate_seconds(cfg, rescoring))
     st.session_state.setdefault("jobs", []).append(job_id)
     return job_id
 
@@ -73,6 +74,16 @@ def session_jobs() -> list:
 
 def store() -> RunStore:
     return RunStore()    # cheap: a path and a schema check; $FTLAB_HOME decides where
+
+
+def count_text(n: int) -> str:
+    """A parameter count that fits a metric card: 22.7 M, 36.9 k, 296."""
+    return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.1f} k" if n >= 1e4 else f"{n:,}"
+
+
+def weights_kept(training_key: str | None) -> bool:
+    """Whether a run's fine-tuned weights are still kept beside the store (WiSE-FT re-scoring)."""
+    return bool(training_key) and WeightStore.beside(store()).has(training_key)
 
 
 # ---------------------------------------------------------------------------- cached look-ups
@@ -107,18 +118,19 @@ def preset_runs(task: str | None = None, names=None) -> list:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _rates(device: str = "cpu"):
-    return rates_from(list(reversed(RunStore().list())), device)
+    return rates_from(list(reversed(RunStore().list(all_versions=True))), device)   # timings stay valid
 
 
-def estimate_seconds(cfg: RunConfig) -> float | None:
-    """The whole run's wall time on this machine, before it starts (None: cannot say)."""
+def estimate_seconds(cfg: RunConfig, rescoring: bool = False) -> float | None:
+    """The whole run's wall time on this machine, before it starts (None: cannot say).
+    `rescoring`: only an evaluation of kept fine-tuned weights (WiSE-FT at another mix)."""
     from core.estimate import estimate_config
 
     try:
         info = task_info(cfg.task)
     except Exception:     # noqa: BLE001 - an estimate never stops a run; the run says what is wrong
         return None
-    return estimate_config(cfg, info, _rates())
+    return estimate_config(cfg, info, _rates(), rescoring)
 
 
 # ---------------------------------------------------------------------------- the Lab's configuration

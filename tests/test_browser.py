@@ -298,3 +298,35 @@ def test_the_same_run_from_the_app_and_from_the_cli(server, browser):
     record_latency("same_run_app_click_to_result_s", app_s)
     record_latency("same_run_cli_process_s", cli_s)
     record_latency("same_run_app_over_cli", app_s / cli_s)
+
+
+def test_a_wise_ft_run_draws_its_curve_and_its_slider_rescores_without_training(server, browser):
+    """One WiSE-FT training: its curve on the trade-off plot (a = 0 ... 1), then another mix scored
+    from the kept weights by the slider's button; presenter screenshots of both."""
+    url = f"{server}/?size=16&strategy=wise-ft&epochs=1&max_length=32&eval_size=50&general_size=50&seed=3&presenter=1"
+    page = open_page(browser, url, viewport=(1920, 1080))
+    wait_until_warm(page, url)
+    run_button(page).click()
+    page.get_by_text("Result: wise-ft, n=16, seed 3").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    wait_rendered(page)
+    curve = tradeoff_points(page, "WiSE-FT curve (a = 0 … 1)")
+    assert len(curve) == 5
+    assert page.get_by_text("At a = 0.5").count() >= 1                # the run's own mix, from its curve
+    page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    shot(page, "presenter_1920_wise_ft_curve")
+    thumb = page.locator("[aria-label^='Mixing a']").last
+    thumb.focus()
+    thumb.press("ArrowLeft")                                           # one step: a = 0.45, not scored yet
+    button = page.locator(".st-key-wise_rescore button")
+    button.wait_for(timeout=30_000)
+    assert "evaluation only" in button.inner_text()
+    button.click()
+    page.get_by_text("Result: wise-ft, n=16, seed 3").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_function(FIND_TRACE, arg="strategy: wise-ft", polling=250, timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')].some(p =>
+        (p.data || []).some(t => t.name === 'strategy: wise-ft' && t.x.length === 2))""", polling=250,
+                           timeout=RESULT_TIMEOUT_MS)
+    assert page.get_by_text("At a = 0.45").count() >= 1
+    wait_rendered(page)
+    shot(page, "presenter_1920_wise_ft_rescored")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PRESET = ROOT / "assets" / "presets" / "r8.json"
 DEFAULT_LABELS = ["Task", "Strategy", "Train size", "Seed", "In-domain acc.", "General (fixed)", "Δ general",
-                  "Δ general (refit)"]
+                  "± (95 %)", "Δ general (refit)"]
 
 
 def preset_runs():
@@ -79,7 +79,7 @@ def test_table_labels_percentages_and_more_columns(stored):
     at.multiselect(key="cmp_columns").select("train_acc").select("key").run()
     names, config = columns(at)
     assert names == ["task", "strategy", "size", "seed", "in_domain_acc", "train_acc", "general",
-                     "general_delta", "general_delta_refit", "key"]                  # display order kept
+                     "general_delta", "general_delta_ci95", "general_delta_refit", "key"]   # display order kept
     assert config["train_acc"]["label"] == "Train acc." and config["key"]["label"] == "Key"
     value = at.dataframe[0].value
     assert sorted(value["train_acc"]) == pytest.approx(sorted(100 * r.train_acc for r in stored))
@@ -182,3 +182,42 @@ def test_each_run_is_drawn_against_its_own_pretrained_reference():
     starts = {ann.ax for ann in fig.layout.annotations if ann.showarrow}
     assert starts == {100 * a.pretrained_general["score"], 100 * b.pretrained_general["score"]}
     assert any("general size 50" in (ann.text or "") for ann in fig.layout.annotations)
+
+
+def test_two_runs_are_compared_paired_with_an_interval_and_a_verdict(stored):
+    """Runs stored with per-text outcomes get a paired A − B comparison; the figures are core.stats's."""
+    import dataclasses
+
+    import numpy as np
+
+    from core import stats
+    from core.store import RunStore
+
+    rng = np.random.default_rng(1)
+    base = rng.random(2000) < 0.9
+    better = base | (rng.random(2000) < 0.5)             # B's right answers, and about half of its wrong ones
+    sentences = {t: rng.random(1000) < 0.7 for t in stored[0].general["per_task"]}
+
+    def with_outcomes(run, key, in_domain, general_flip):
+        per_task = {t: {**v, "correct": stats.pack(sentences[t] ^ (rng.random(1000) < general_flip))}
+                    for t, v in run.general["per_task"].items()}
+        return dataclasses.replace(run, key=key, seed=50 + len(key), test_correct=stats.pack(in_domain),
+                                   n_eval=2000, general={**run.general, "per_task": per_task})
+
+    a = with_outcomes(stored[0], "paired-a", better, 0.05)
+    b = with_outcomes(stored[0], "paired-b", base, 0.0)
+    RunStore().put(a)
+    RunStore().put(b)
+    try:
+        at = compare_page()
+        at.selectbox(key="cmp_pair_a").set_value("paired-a").run()
+        at.selectbox(key="cmp_pair_b").set_value("paired-b").run()
+        assert not at.exception
+        cards = {m.label: m for m in at.metric}
+        want = stats.in_domain_change(a.test_correct, b.test_correct)
+        card = cards["In-domain accuracy, A − B"]
+        assert card.value == f"{100 * want['change']:+.1f} pts" and "distinguishable from zero" in card.proto.delta
+        general = stats.general_change(a.general, b.general)
+        assert cards["General score (fixed probe), A − B"].value == f"{100 * general['change']:+.1f} pts"
+    finally:
+        RunStore().delete(["paired-a", "paired-b"])
