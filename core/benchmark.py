@@ -19,6 +19,7 @@ import numpy as np
 from .config import cache_dir
 from .data import GENERAL_TASKS, SPLIT_SEED, load_task
 from .features import FeatureCache, corpus_identity, tokenize
+from .stats import pack
 
 # Sentences per task to fit a probe on, and to score it: RunConfig.general_size, default 1000,
 # which puts the standard error of the 4-task mean at about 0.7 points.
@@ -149,7 +150,7 @@ class GeneralScore:
     score: float                 # mean accuracy over tasks, fixed probe
     score_refit: float           # mean accuracy over tasks, refitted probe
     stderr: float                # standard error of `score`
-    per_task: dict               # name -> {"fixed": acc, "refit": acc, "n_test": n}
+    per_task: dict               # name -> {"fixed": acc, "refit": acc, "n_test": n, "correct": packed bits}
 
     def to_dict(self) -> dict:
         return {"score": self.score, "score_refit": self.score_refit, "stderr": self.stderr,
@@ -188,7 +189,8 @@ class GeneralBenchmark:
                                    np.arange(len(ps.texts)), should_stop)
 
     def _probe_path(self):
-        spec = f"{self.model_identity}|{self.device.type}|{self.dtype}|{MAX_LENGTH}|{PROBE_C}|l2"
+        # "|correct": the file also holds each test sentence's outcome (core.stats, paired changes)
+        spec = f"{self.model_identity}|{self.device.type}|{self.dtype}|{MAX_LENGTH}|{PROBE_C}|l2|correct"
         spec += "|" + "|".join(corpus_identity(ps.texts) for ps in self.sets)
         return cache_dir() / "probes" / f"{hashlib.sha256(spec.encode()).hexdigest()[:20]}.npz"
 
@@ -212,9 +214,10 @@ class GeneralBenchmark:
             x = self._pretrained_features(base_encoder, ps, should_stop)
             with one_blas_thread():
                 probe = LinearProbe.of(fit_probe(x[:ps.n_train], ps.y_train))
-            acc = float((probe.predict(x[ps.n_train:]) == ps.y_test).mean())
+            correct = probe.predict(x[ps.n_train:]) == ps.y_test
             probes[ps.name] = probe
-            per_task[ps.name] = {"fixed": acc, "refit": acc, "n_test": len(ps.y_test)}
+            per_task[ps.name] = {"fixed": float(correct.mean()), "refit": float(correct.mean()),
+                                 "n_test": len(ps.y_test), "correct": pack(correct)}
         save_probes(path, probes, per_task)
         return probes, _summarise(per_task)
 
@@ -230,8 +233,9 @@ class GeneralBenchmark:
             x = encode(encoder, self._token_ids(ps), self.tokenizer.pad_token_id, self.device, self.dtype,
                        None, POOLING, should_stop=should_stop)
             with one_blas_thread():
-                fixed = float((probes[ps.name].predict(x[ps.n_train:]) == ps.y_test).mean())
+                correct = probes[ps.name].predict(x[ps.n_train:]) == ps.y_test
                 refit_probe = fit_probe(x[:ps.n_train], ps.y_train)
                 refit = float((refit_probe.predict(x[ps.n_train:]) == ps.y_test).mean())
-            per_task[ps.name] = {"fixed": fixed, "refit": refit, "n_test": len(ps.y_test)}
+            per_task[ps.name] = {"fixed": float(correct.mean()), "refit": refit, "n_test": len(ps.y_test),
+                                 "correct": pack(correct)}
         return _summarise(per_task)

@@ -166,7 +166,7 @@ def cmd_list(args, store):
 
 
 def cmd_runs(args, store):
-    results = store.list(task=args.task, strategy=args.strategy)
+    results = store.list(task=args.task, strategy=args.strategy, all_versions=args.all_versions)
     if args.json:
         print(json.dumps([r.summary() for r in results], indent=1))
         return
@@ -180,14 +180,14 @@ def cmd_runs(args, store):
 
 
 def cmd_delete(args, store):
-    keys = [r.key for r in store.list()] if args.all else args.keys
+    keys = [r.key for r in store.list(all_versions=True)] if args.all else args.keys
     print(f"deleted {store.delete(keys)} run(s)")
 
 
 def cmd_export(args, store):
     from .store import to_csv, to_json
 
-    results = store.list(task=args.task, strategy=args.strategy)
+    results = store.list(task=args.task, strategy=args.strategy, all_versions=args.all_versions)
     text = to_csv(results) if args.format == "csv" else to_json(results)
     if args.out:
         Path(args.out).write_text(text)
@@ -272,10 +272,12 @@ def sweep_table(labelled, grid_names) -> str:
         cell = (arm, r.size) + tuple(str(r.config.get(n)) for n in grid_names)
         cells.setdefault(cell, []).append(r)
     results = [r for _, r in labelled]
+    paired = any(r.general_change() is not None for r in results)
     distance = any(r.weight_distance is not None for r in results)
     chosen = any(r.chosen_epoch is not None for r in results)
     head = (["strategy", "size"] + grid_names + ["seeds", "in-domain acc", "train acc", "general (fixed probe)",
-                                                 "Δ general fixed", "Δ general refit"]
+                                                 "Δ general fixed"] + ["paired 95 % ± (per run)"] * paired
+            + ["Δ general refit"]
             + ["weight distance %"] * distance + ["kept epoch"] * chosen + ["trainable params", "time s"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell, rs in cells.items():
@@ -286,10 +288,16 @@ def sweep_table(labelled, grid_names) -> str:
             extra.append(", ".join(str(r.chosen_epoch) for r in rs if r.chosen_epoch is not None) or "-")
         lines.append("| " + " | ".join([cell[0], str(cell[1])] + list(cell[2:]) + [
             str(len(rs)), pm([r.in_domain_acc for r in rs]), pm([r.train_acc for r in rs]),
-            pm([r.general["score"] for r in rs]), pm([r.general_delta for r in rs], signed=True),
-            pm([r.general_delta_refit for r in rs], signed=True)] + extra + [f"{rs[0].trainable_params:,}",
+            pm([r.general["score"] for r in rs]), pm([r.general_delta for r in rs], signed=True)]
+            + [paired_ci(rs)] * paired + [pm([r.general_delta_refit for r in rs], signed=True)] + extra + [f"{rs[0].trainable_params:,}",
             f"{statistics.fmean(r.timings.get('total', 0) for r in rs):.1f}"]) + " |")
     return "\n".join(lines)
+
+
+def paired_ci(results) -> str:
+    """The mean over runs of the paired 95 % half-width of each run's general change ('-' if none has one)."""
+    cis = [c["ci95"] for c in (r.general_change() for r in results) if c is not None]
+    return f"± {100 * statistics.fmean(cis):.1f}" if cis else "-"
 
 
 def curve_table(labelled) -> str:
@@ -349,6 +357,8 @@ def cmd_sweep(args, store):
                + " (" + ", ".join(f"{k} {fmt_pct(v['fixed'])}" for k, v in pre["per_task"].items()) + ").", "",
                "Cells give mean ± standard deviation over seeds. Δ general fixed: the pre-trained probes scored "
                "on the adapted encoder's features; refit: probes fitted anew on them."
+               + (" Paired 95 % ±: the half-width of each run's interval for its own general change (the same "
+                  "sentences before and after, core/stats.py), averaged over the seeds." if "paired 95" in table else "")
                + (" Weight distance: ||θ − θ₀|| / ||θ₀|| of the encoder at the end, in percent; kept epoch: "
                   "the epoch best_epoch kept, per seed." if "weight distance" in table else ""), "", table, ""]
         if curves:
@@ -424,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--task")
     ls.add_argument("--strategy")
     ls.add_argument("--json", action="store_true")
+    ls.add_argument("--all-versions", action="store_true", help="also runs measured by an older RESULT_VERSION")
     ls.set_defaults(func=cmd_runs)
 
     d = sub.add_parser("delete", help="delete stored runs by key")
@@ -436,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out")
     e.add_argument("--task")
     e.add_argument("--strategy")
+    e.add_argument("--all-versions", action="store_true", help="also runs measured by an older RESULT_VERSION")
     e.set_defaults(func=cmd_export)
 
     b = sub.add_parser("bench", help="speed against a Hugging Face Trainer baseline; writes docs/PERFORMANCE.md")

@@ -157,6 +157,10 @@ AFTER_TRAINING = ("wise_alpha", "eval_size", "general_size")
 RESULT_VERSION = 5   # 2: CPU training kernels (core/kernels.py); 3: their attention dropout scaled exactly;
                      # 4: SFC64 dropout masks, bf16 attention scores, the in-domain predictions on the CPU kernels;
                      # 5: the remedies' knobs in the config, weight distance in the result
+# The oldest version measured the way this code measures: results from COMPARABLE_SINCE on share a
+# plot with new runs; older ones are listed only on request. Raise it with a change of measurement
+# (5 changed only the config's and the result's shape, so 4's figures still compare).
+COMPARABLE_SINCE = 4
 
 def strategy_fields() -> set[str]:
     """Fields that only some strategies read (their knobs); resolved() clears the others."""

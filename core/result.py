@@ -43,6 +43,10 @@ class RunResult:
     curve: list = field(default_factory=list)     # WiSE-FT: alpha, in_domain_acc, general, general_refit
     rescored: bool = False                        # kept fine-tuned weights re-scored, nothing trained (core.weights)
     training_key: str | None = None               # the kept weights' name (strategies with a finish step)
+    test_correct: str | None = None               # each in-domain test text right or not (core.stats.pack)
+    per_class: list = field(default_factory=list)  # per label: name, support, recall, precision, predicted
+    confusion: list = field(default_factory=list)  # in-domain test set: [true label][predicted label] counts
+    result_version: int = field(default_factory=lambda: _result_version())   # of the code that measured it
 
     @property
     def overfit_gap(self) -> float:
@@ -56,17 +60,37 @@ class RunResult:
     def general_delta_refit(self) -> float:
         return self.general["score_refit"] - self.pretrained_general["score_refit"]
 
+    def general_change(self) -> dict | None:
+        """The general score's change with its paired standard error (core.stats.general_change);
+        None for results stored before per-sentence outcomes were kept."""
+        from .stats import general_change
+
+        return general_change(self.general, self.pretrained_general)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunResult":
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        d = {k: v for k, v in d.items() if k in known}
+        if d.get("result_version") is None:
+            # Stored before results said their version: 5 added weight_distance; older ones read as 4,
+            # the version of the shipped presets (regenerated at 4: commit f29a21b).
+            d["result_version"] = 5 if "weight_distance" in d else 4
+        return cls(**d)
+
+    @property
+    def current(self) -> bool:
+        """Measured the way this code measures (core.config.COMPARABLE_SINCE): comparable with a run made now."""
+        from .config import COMPARABLE_SINCE
+
+        return (self.result_version or 0) >= COMPARABLE_SINCE
 
     def summary(self) -> dict:
         """The flat row shown in tables and exported to CSV."""
         c = self.config
+        change = self.general_change()
         row = {
             "key": self.key, "task": self.task, "strategy": self.strategy, "size": self.size, "seed": self.seed,
             "lr": c.get("lr"), "head_lr": c.get("head_lr"), "epochs": c.get("epochs"),
@@ -77,6 +101,7 @@ class RunResult:
             "overfit_gap": self.overfit_gap, "general": self.general["score"],
             "general_refit": self.general["score_refit"], "general_delta": self.general_delta,
             "general_delta_refit": self.general_delta_refit, "general_stderr": self.general["stderr"],
+            "general_delta_ci95": (change or {}).get("ci95"),
             "l2sp_alpha": c.get("l2sp_alpha"), "wise_alpha": c.get("wise_alpha"), "lp_epochs": c.get("lp_epochs"),
             "best_epoch": c.get("best_epoch"), "weight_distance": self.weight_distance,
             "chosen_epoch": self.chosen_epoch,
@@ -87,3 +112,32 @@ class RunResult:
             row[f"general_{name}"] = v["fixed"]
             row[f"general_{name}_refit"] = v["refit"]
         return row
+
+
+def _result_version() -> int:
+    from .config import RESULT_VERSION
+
+    return RESULT_VERSION
+
+
+def per_class(y_true, y_pred, names) -> list[dict]:
+    """Per label: how many test texts have it (support), the share of them found (recall), the share
+    of its predictions that are right (precision), and how often it was predicted. A model that
+    predicts only the majority class shows as one label with recall 1 and the rest at 0."""
+    rows = []
+    for i, name in enumerate(names):
+        truth, guess = y_true == i, y_pred == i
+        support, predicted = int(truth.sum()), int(guess.sum())
+        hit = int((truth & guess).sum())
+        rows.append({"label": name, "support": support, "predicted": predicted,
+                     "recall": hit / support if support else None,
+                     "precision": hit / predicted if predicted else None})
+    return rows
+
+
+def confusion(y_true, y_pred, n_labels: int) -> list[list[int]]:
+    """Counts of [true label][predicted label] (rows sum to each label's support)."""
+    import numpy as np
+
+    flat = np.bincount(np.asarray(y_true) * n_labels + np.asarray(y_pred), minlength=n_labels * n_labels)
+    return flat.reshape(n_labels, n_labels).tolist()

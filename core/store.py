@@ -67,7 +67,9 @@ class RunStore:
             db.close()
         return RunResult.from_dict(json.loads(row[0])) if row else None
 
-    def list(self, task: str | None = None, strategy: str | None = None) -> list[RunResult]:
+    def list(self, task: str | None = None, strategy: str | None = None, all_versions: bool = False) -> list[RunResult]:
+        """Stored runs, oldest first; only those measured by the current RESULT_VERSION unless
+        `all_versions` (an older measurement is not comparable: it must not share a plot)."""
         query, args = "SELECT result FROM runs WHERE 1=1", []
         if task:
             query += " AND task = ?"
@@ -83,9 +85,11 @@ class RunStore:
         out = []
         for (blob,) in rows:
             try:
-                out.append(RunResult.from_dict(json.loads(blob)))
+                result = RunResult.from_dict(json.loads(blob))
             except (ValueError, TypeError):
                 continue   # a row from an incompatible version: skip it, keep the rest
+            if all_versions or result.current:
+                out.append(result)
         return out
 
     def delete(self, keys) -> int:

@@ -30,7 +30,8 @@ from .features import (FeatureCache, collate, corpus_identity, encode, length_gr
 from .kernels import cpu_kernels, keep_freed_memory
 from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, eval_batch_size,
                      fresh_encoder, load_base, model_identity, num_layers, pick_device)
-from .result import RunResult
+from .result import RunResult, confusion, per_class
+from .stats import pack
 from .strategies import get_strategy
 from .strategies.base import head_groups
 from .weights import WeightStore
@@ -461,7 +462,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         _restore(model, kept[0])
         report.curves = list(kept[1]["curves"])
     work = _work(cfg, strategy, task, sample, env, head_epochs, len(points), trains=kept is None)
-    rates = rates_from(store.list() if store is not None else [], env.device.type)
+    rates = rates_from(store.list(all_versions=True) if store is not None else [], env.device.type)
     report.plan(predict_stages(work, rates), step_seconds(work, rates), rates.source, strategy.trains_encoder)
 
     t = time.perf_counter()
@@ -551,7 +552,9 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         padding_fraction=padding_fraction(sample.tok_train, forward.plan(0)) if strategy.trains_encoder else 0.0,
         train_tokens=int(sum(len(x) for x in sample.tok_train)) * (cfg.epochs or 0), created_at=time.time(),
         work=asdict(work), estimate=estimate, weight_distance=distance, chosen_epoch=chosen_epoch, curve=curve,
-        rescored=kept is not None, training_key=train_key)
+        rescored=kept is not None, training_key=train_key, test_correct=pack(test_pred == y_test),
+        per_class=per_class(y_test, test_pred, task.label_names),
+        confusion=confusion(y_test, test_pred, task.num_labels))
     if store is not None:
         store.put(result)
     report("general", 1, 1, "done", force=True)

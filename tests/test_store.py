@@ -91,3 +91,21 @@ def test_json_export_round_trips(store):
     data = json.loads(to_json(store.list()))
     assert len(data) == 1
     assert RunResult.from_dict(data[0]).to_dict() == make_result("a").to_dict()
+
+
+def test_runs_of_an_older_measurement_are_listed_only_on_request(tmp_path, monkeypatch):
+    import dataclasses
+
+    from core import config
+    from core.presets import load_presets
+    from core.store import RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    preset = load_presets()[0][0].runs[0]
+    assert preset.result_version == 4 and preset.current        # the shipped presets: version 4, comparable
+    store.put(dataclasses.replace(preset, key="old", result_version=3))
+    store.put(dataclasses.replace(preset, key="new", result_version=config.RESULT_VERSION))
+    assert [r.key for r in store.list()] == ["new"]
+    assert sorted(r.key for r in store.list(all_versions=True)) == ["new", "old"]
+    monkeypatch.setattr(config, "COMPARABLE_SINCE", config.RESULT_VERSION + 1)   # a change of measurement
+    assert store.list() == [] and len(store.list(all_versions=True)) == 2

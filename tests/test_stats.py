@@ -1,0 +1,81 @@
+"""Paired uncertainty (core/stats.py) and the per-sentence outcomes every run now keeps."""
+import math
+
+import numpy as np
+import pytest
+
+from conftest import TINY
+from core import stats
+from core.config import RunConfig
+from core.training import run
+
+
+def test_packed_outcomes_round_trip():
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 8, 1000):
+        bits = rng.random(n) < 0.5
+        assert np.array_equal(stats.unpack(stats.pack(bits)), bits)
+    assert stats.unpack(None) is None
+
+
+def test_a_paired_change_is_far_tighter_than_two_independent_accuracies():
+    # 1000 sentences, 80 % right before; the adapted encoder flips 20 right to wrong and 5 wrong to right
+    before = np.zeros(1000, dtype=bool)
+    before[:800] = True
+    after = before.copy()
+    after[:20] = False
+    after[800:805] = True
+    change, se = stats.paired_change(after, before)
+    assert change == pytest.approx(-0.015)
+    assert se == pytest.approx(math.sqrt((25 - 1000 * 0.015 ** 2) / 999) / math.sqrt(1000))   # sd of d / sqrt(n)
+    unpaired = math.sqrt(0.8 * 0.2 / 1000 + 0.785 * 0.215 / 1000)
+    assert se < unpaired / 3
+    assert stats.verdict(change, se) == "distinguishable from zero"
+    low, high = stats.paired_bootstrap(after, before)
+    assert low < change < high < 0                            # the interval excludes zero too
+    assert stats.verdict(0.001, se) == "within noise"
+    with pytest.raises(ValueError):
+        stats.paired_change(after, before[:10])
+
+
+def test_general_change_pairs_each_task_and_adds_their_errors_in_quadrature():
+    def side(rows):
+        return {"per_task": {name: {"correct": stats.pack(bits)} for name, bits in rows.items()}}
+
+    a = np.array([1, 1, 0, 0] * 50, dtype=bool)
+    b = np.array([1, 0, 0, 0] * 50, dtype=bool)
+    got = stats.general_change(side({"x": b, "y": a}), side({"x": a, "y": a}))
+    x_change, x_se = stats.paired_change(b, a)
+    assert got["per_task"]["y"] == {"change": 0.0, "se": 0.0}
+    assert got["change"] == pytest.approx(x_change / 2) and got["se"] == pytest.approx(x_se / 2)
+    assert stats.general_change(side({"x": a}), {"per_task": {"x": {"fixed": 0.5}}}) is None     # an old result
+
+
+def test_every_run_keeps_its_outcomes_and_per_class_counts(small_csv):
+    result = run(RunConfig(**{**TINY, "task": f"csv:{small_csv}", "strategy": "full", "epochs": 2}))
+    correct = stats.unpack(result.test_correct)
+    assert len(correct) == result.n_eval and correct.mean() == pytest.approx(result.in_domain_acc)
+    change = result.general_change()
+    assert change["change"] == pytest.approx(result.general_delta)          # the same change, now with its error
+    assert change["se"] > 0 or change["change"] == 0
+    assert sum(c["support"] for c in result.per_class) == result.n_eval
+    assert sum(c["predicted"] for c in result.per_class) == result.n_eval
+    hits = sum(round(c["recall"] * c["support"]) for c in result.per_class if c["support"])
+    assert hits == round(result.in_domain_acc * result.n_eval)
+
+
+def test_per_class_shows_a_majority_class_collapse():
+    from core.result import per_class
+
+    rows = per_class(np.array([0, 0, 0, 1, 2]), np.array([0, 0, 0, 0, 0]), ["a", "b", "c"])
+    assert [(r["label"], r["recall"], r["predicted"]) for r in rows] == [("a", 1.0, 5), ("b", 0.0, 0), ("c", 0.0, 0)]
+    assert rows[0]["precision"] == 0.6 and rows[1]["precision"] is None
+
+
+def test_an_unchanged_encoder_has_a_paired_interval_of_exactly_zero(small_csv):
+    result = run(RunConfig(**{**TINY, "task": f"csv:{small_csv}", "strategy": "feature-extraction"}))
+    change = result.general_change()
+    assert change["change"] == 0.0 and change["se"] == 0.0 and change["ci95"] == 0.0
+    assert stats.verdict(change["change"], change["se"]) == "within noise"
+    assert np.array(result.confusion).sum() == result.n_eval
+    assert np.trace(np.array(result.confusion)) == round(result.in_domain_acc * result.n_eval)
