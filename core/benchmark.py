@@ -19,13 +19,14 @@ import numpy as np
 from .config import cache_dir
 from .data import GENERAL_TASKS, SPLIT_SEED, load_task
 from .features import FeatureCache, corpus_identity, tokenize
-from .stats import pack
+from .stats import pack, unpack
 
 # Sentences per task to fit a probe on, and to score it: RunConfig.general_size, default 1000,
 # which puts the standard error of the 4-task mean at about 0.7 points.
 MAX_LENGTH = 64         # general-task sentences are short; 64 tokens covers nearly all of them
 POOLING = "mean"        # the pooling all-MiniLM-L6-v2 was trained with
 PROBE_C = 10.0
+LIVE_SENTENCES = 64     # per task: the fixed probes scored after every epoch, a live estimate of the score
 
 
 @dataclass
@@ -239,3 +240,23 @@ class GeneralBenchmark:
             per_task[ps.name] = {"fixed": float(correct.mean()), "refit": refit, "n_test": len(ps.y_test),
                                  "correct": pack(correct)}
         return _summarise(per_task)
+
+    def live_estimate(self, encoder, base_encoder, should_stop=None) -> tuple[float, float]:
+        """A cheap estimate of the general score while training: the fixed probes on the first
+        LIVE_SENTENCES test sentences of each task, as a change against the pre-trained encoder on
+        the same sentences, added to the pre-trained full score. Paired, so it is noisy only where
+        the encoder really changed. Returns (estimate, the pre-trained score it is relative to)."""
+        from .features import encode
+
+        probes, reference = self.reference(base_encoder, should_stop)
+        changes = []
+        for ps in self.sets:
+            n = min(LIVE_SENTENCES, len(ps.y_test))
+            before = unpack(reference.per_task[ps.name].get("correct"))
+            if before is None:
+                return float("nan"), reference.score
+            x = encode(encoder, self._token_ids(ps)[ps.n_train:ps.n_train + n], self.tokenizer.pad_token_id,
+                       self.device, self.dtype, None, POOLING, should_stop=should_stop)
+            after = probes[ps.name].predict(x) == ps.y_test[:n]
+            changes.append(float(after.mean() - before[:n].mean()))
+        return reference.score + sum(changes) / len(changes), reference.score

@@ -75,21 +75,26 @@ def fmt_pct(x):
 
 
 def result_table(r) -> str:
-    g, p = r.general, r.pretrained_general
+    from .stats import verdict
+
+    g, p, change = r.general, r.pretrained_general, r.general_change()
     lines = [
         f"run {r.key}  task={r.task} strategy={r.strategy} size={r.size} seed={r.seed}"
         + ("  (from the run store)" if r.cached else ""),
         f"  in-domain accuracy     {fmt_pct(r.in_domain_acc):>6} %   macro-F1 {fmt_pct(r.in_domain_f1)} %"
         f"   (majority class {fmt_pct(r.majority_acc)} %, n={r.n_eval})",
         f"  train accuracy         {fmt_pct(r.train_acc):>6} %   overfitting gap {100 * r.overfit_gap:+.1f} pts",
-        f"  general score (fixed)  {fmt_pct(g['score']):>6} %   {100 * r.general_delta:+.1f} pts vs pre-trained "
-        f"{fmt_pct(p['score'])} % (SE {100 * g['stderr']:.1f})",
+        f"  general score (fixed)  {fmt_pct(g['score']):>6} %   {100 * r.general_delta:+.1f}"
+        + (f" ± {100 * change['ci95']:.1f} (paired 95 %, {verdict(change['change'], change['se'])})" if change else "")
+        + f" pts vs pre-trained {fmt_pct(p['score'])} % (SE of the score {100 * g['stderr']:.1f})",
         f"  general score (refit)  {fmt_pct(g['score_refit']):>6} %   {100 * r.general_delta_refit:+.1f} pts",
         "  per task (fixed/refit) " + "  ".join(f"{k} {fmt_pct(v['fixed'])}/{fmt_pct(v['refit'])}"
                                                for k, v in g["per_task"].items()),
         f"  trainable parameters   {r.trainable_params:,} of {r.total_params:,}",
         f"  time                   {r.timings.get('total', 0):.1f} s  ("
-        + ", ".join(f"{k} {v:.1f}" for k, v in r.timings.items() if k != "total") + f")  on {r.device} {r.precision}",
+        + ", ".join(f"{k} {v:.1f}" for k, v in r.timings.items() if k not in ("total", "general_live"))
+        + (f"; live general estimates {r.timings['general_live']:.1f} of the training" if r.timings.get("general_live")
+           else "") + f")  on {r.device} {r.precision}",
     ]
     for w in r.warnings:
         lines.append(f"  WARNING: {w}")

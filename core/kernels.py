@@ -173,6 +173,21 @@ def cpu_kernels(model: nn.Module, device: torch.device):
             setattr(parent, name, original)
 
 
+@contextlib.contextmanager
+def attention_as(encoder, implementation: str):
+    """For a while, another attention implementation: the live general score inside training uses
+    the one the pre-trained reference was scored with, so the two compare."""
+    before = encoder.config._attn_implementation
+    if before == implementation:
+        yield
+        return
+    encoder.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        encoder.set_attn_implementation(before)
+
+
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4      # glibc's mallopt() parameters (malloc.h)
 
 

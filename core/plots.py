@@ -157,6 +157,26 @@ def curves_figure(curves: list[dict], title: str = "Per-epoch curves", n_epochs:
     return fig
 
 
+def live_tradeoff_figure(curves: list[dict], title: str = "Forgetting as it happens") -> go.Figure:
+    """The run's path across the trade-off plane, epoch by epoch: x = the live general estimate
+    (fixed probes on a few sentences per task), y = held-out validation accuracy. Left of the
+    dashed pre-trained line is forgetting."""
+    points = [c for c in curves if c.get("general_est") is not None]
+    fig = go.Figure()
+    if points:
+        fig.add_vline(x=100 * points[0]["general_ref"], line=dict(color="grey", dash="dash"),
+                      annotation_text="pre-trained", annotation_position="top left")
+    fig.add_trace(go.Scatter(x=[100 * c["general_est"] for c in points], y=[100 * c["val_acc"] for c in points],
+                             mode="lines+markers+text", name="this run, per epoch",
+                             text=[f"e{c['epoch']}" for c in points], textposition="top center",
+                             line=dict(color="#d62728"), marker=dict(size=9),
+                             hovertemplate="epoch %{text}: general ≈ %{x:.1f} %, validation %{y:.1f} %<extra></extra>"))
+    fig.update_layout(title=title, height=320, template="plotly_white", showlegend=False,
+                      xaxis_title="general score, live estimate (%)  ← forgets", yaxis_title="validation accuracy (%)",
+                      margin=dict(l=50, r=20, t=50, b=40))
+    return fig
+
+
 # Presenter mode: read from the back of a room on a 1920x1080 projector.
 PRESENTER_FONT = 22
 

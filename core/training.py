@@ -27,7 +27,7 @@ from .errors import ConfigError, DataError, ModelError, RunError, RunStopped  # 
 from .estimate import STAGES, Clock, Work, predict as predict_stages, rates_from, step_seconds
 from .features import (FeatureCache, collate, corpus_identity, encode, length_grouped_batches, padding_fraction,
                        tokenize)
-from .kernels import cpu_kernels, keep_freed_memory
+from .kernels import attention_as, cpu_kernels, keep_freed_memory
 from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, eval_batch_size,
                      fresh_encoder, load_base, model_identity, num_layers, pick_device)
 from .result import RunResult, confusion, per_class
@@ -72,6 +72,7 @@ class _Reporter:
         self.estimate: dict = {}     # predicted totals at milestones, compared with the real one at the end
         self.fraction = 0.0
         self.step_seconds = 0.0      # time in optimiser steps (the training loop adds to it)
+        self.live_seconds = 0.0      # time in the live general estimates after each epoch
         self.poll = None             # should_stop for predictions, also moving the progress (run sets it)
 
     def plan(self, seconds: dict, steps_s: float, source: str, steps_measure_training: bool) -> None:
@@ -366,7 +367,7 @@ def adapt(cfg: RunConfig, strategy, task, env: Loaded):
 
 
 def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loaded, report, should_stop,
-                progress: dict, penalty=None, keep_best: bool = False) -> int | None:
+                progress: dict, penalty=None, keep_best: bool = False, live: bool = True) -> int | None:
     """Epochs of optimiser steps over `forward`'s batches, one curve point per epoch. Returns the
     epoch whose weights the model keeps: the best on validation with `keep_best`, else None (the last)."""
     optimizer = _optimizer(groups, env.device)
@@ -396,9 +397,12 @@ def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loade
                    f"{phase}epoch {epoch + 1}/{epochs}, step {progress['step']}/{progress['total']}")
         val_acc = _metrics(forward.sample.y_val, forward.predict("val", report.poll))[0]
         number = len(report.curves) + 1
+        t_live = time.perf_counter()
+        general = _live_general(model, env, report.poll) if live else {}
+        report.live_seconds += time.perf_counter() - t_live
         report.curves.append({"epoch": number, "phase": phase.strip(": ") or "train",
                               "train_loss": float(loss_sum) / max(seen, 1), "train_acc": float(correct) / max(seen, 1),
-                              "val_acc": val_acc, "distance": _distance(model, env)})
+                              "val_acc": val_acc, "distance": _distance(model, env), **general})
         if keep_best and val_acc > best_acc:
             best_acc, best_epoch = val_acc, number
             best_weights = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -417,6 +421,16 @@ def _restore(model, tensors: dict) -> None:
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(tensors[name].to(p.dtype))
+
+
+def _live_general(model, env: Loaded, poll) -> dict:
+    """The live general estimate after an epoch (core.benchmark.live_estimate), with the attention
+    the reference was scored with; nothing while the encoder is the pre-trained one."""
+    if model.encoder is env.base:
+        return {}
+    with attention_as(model.encoder, env.base.config._attn_implementation):
+        estimate, reference = env.benchmark.live_estimate(model.encoder, env.base, poll)
+    return {"general_est": round(estimate, 6), "general_ref": round(reference, 6)}
 
 
 def _distance(model, env: Loaded) -> float:
@@ -479,7 +493,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         progress = {"step": 0, "total": steps * (head_epochs + (cfg.epochs or 0) if groups else head_epochs)}
         if head_epochs:     # LP-FT: the head first, on the frozen encoder's cached features
             train_phase(cfg, "head only: ", head_epochs, CachedFeatures(model, sample, env, cfg, task, poll), model,
-                        head_groups(model, cfg), env, report, should_stop, progress)
+                        head_groups(model, cfg), env, report, should_stop, progress, live=False)
         chosen_epoch = kept[1]["chosen_epoch"] if kept else None
         if groups:          # zero-shot trains nothing, nor does a re-scoring of kept weights
             chosen_epoch = train_phase(cfg, "", cfg.epochs, forward, model, groups, env, report, should_stop,
@@ -488,6 +502,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
                 weights.save(train_key, dict(model.named_parameters()),
                              {"curves": report.curves, "chosen_epoch": chosen_epoch})
         timings["training"] = time.perf_counter() - t
+        timings["general_live"] = report.live_seconds       # part of training: its cost, measured
 
         t = time.perf_counter()
         report("evaluating", 0, 1, f"in-domain test set ({len(sample.test_idx)} texts)", force=True)

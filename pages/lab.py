@@ -140,15 +140,18 @@ def epochs_of(cfg) -> int:
     return (cfg.epochs or 0) + (cfg.lp_epochs or 0)
 
 
-def live_curves(job):
-    """The per-epoch figure, rebuilt only when an epoch was added (a poll re-sends the same object)."""
+def live_figures(job) -> list:
+    """The per-epoch curves and, once the encoder has changed, its live path across the trade-off
+    plane; rebuilt only when an epoch was added (a poll re-sends the same objects)."""
     curves = job.progress.get("curves") or []
     cache = st.session_state.get("_live_fig")
     if cache is None or cache[0] != (job.id, len(curves)):
         from core import plots   # plotly: imported when a chart is first drawn, not on the first page
 
-        fig = plots.curves_figure(curves, "Live per-epoch curves", n_epochs=epochs_of(job.config.resolved()))
-        cache = ((job.id, len(curves)), plots.for_presenter(fig) if presenter else fig)
+        figs = [plots.curves_figure(curves, "Live per-epoch curves", n_epochs=epochs_of(job.config.resolved()))]
+        if any(c.get("general_est") is not None for c in curves):
+            figs.append(plots.live_tradeoff_figure(curves))
+        cache = ((job.id, len(curves)), [plots.for_presenter(f) if presenter else f for f in figs])
         st.session_state["_live_fig"] = cache
     return cache[1]
 
@@ -194,7 +197,9 @@ def job_panel():
             st.progress(fraction, text=f"**{stage}**: {message} · {ui.duration(elapsed)} elapsed"
                         + (f" · about {ui.duration(left)} left" if left is not None else " · estimating the time left"))
             if p.get("curves"):
-                st.plotly_chart(live_curves(job), key="live_curves")
+                figs = live_figures(job)
+                for col, fig, key in zip(st.columns(len(figs)), figs, ("live_curves", "live_tradeoff")):
+                    col.plotly_chart(fig, key=key)
         if len(live) > 1:
             st.caption(f"{len(live) - 1} more run(s) from this session queued after it.")
         if st.button("Stop", key=f"stop_{job.id}", icon=":material/stop:"):
@@ -353,7 +358,14 @@ if result is not None:
     if result.curve:
         wise_mixer(result)
     if result.curves:
-        ui.chart(lambda plots: plots.curves_figure(result.curves, n_epochs=len(result.curves)), "result_curves")
+        walked = any(c.get("general_est") is not None for c in result.curves)
+        left, right = st.columns(2) if walked else (st.container(), None)
+        with left:
+            ui.chart(lambda plots: plots.curves_figure(result.curves, n_epochs=len(result.curves)), "result_curves")
+        if walked:
+            with right:
+                ui.chart(lambda plots: plots.live_tradeoff_figure(result.curves, "Its path, epoch by epoch"),
+                         "result_path")
     if result.per_class and not presenter:
         with st.expander("Per class: what the run found of each label, and what it predicted"):
             ui.chart(lambda plots: plots.per_class_figure(result), "per_class")

@@ -266,6 +266,7 @@ def test_presenter_mode_at_1920x1080_before_during_and_after_a_run(server, brows
         font: p.layout.font && p.layout.font.size, names: p.data.map(t => t.name)}))""")
     assert layout and all(fig["font"] >= 20 for fig in layout)                  # every plot, projector-sized
     assert any("train acc" in fig["names"] for fig in layout)                     # the curves stay
+    assert any("this run, per epoch" in fig["names"] for fig in layout)           # its path, forgetting as it went
     assert page.evaluate("window.onbeforeunload === null")
     shot(page, "presenter_1920_after")
     page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()

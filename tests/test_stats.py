@@ -79,3 +79,14 @@ def test_an_unchanged_encoder_has_a_paired_interval_of_exactly_zero(small_csv):
     assert stats.verdict(change["change"], change["se"]) == "within noise"
     assert np.array(result.confusion).sum() == result.n_eval
     assert np.trace(np.array(result.confusion)) == round(result.in_domain_acc * result.n_eval)
+
+
+def test_the_live_general_estimate_walks_to_the_final_score(small_csv):
+    # general_size 50 < LIVE_SENTENCES: the live estimate reads every test sentence, so after the last
+    # epoch it must be exactly the score the general benchmark then gives the same encoder
+    result = run(RunConfig(**{**TINY, "task": f"csv:{small_csv}", "strategy": "lp-ft", "lp_epochs": 2, "epochs": 2}))
+    head, trained = result.curves[:2], result.curves[2:]
+    assert all("general_est" not in c for c in head)                    # the encoder did not change yet
+    assert [c["general_ref"] for c in trained] == [pytest.approx(result.pretrained_general["score"])] * 2
+    assert trained[-1]["general_est"] == pytest.approx(result.general["score"], abs=1e-6)
+    assert 0 <= result.timings["general_live"] < result.timings["training"]
