@@ -20,3 +20,8 @@ class RunError(RuntimeError):
 
 class RunStopped(Exception):
     """The user stopped the run; nothing is stored."""
+
+
+class QueueFull(ConfigError):
+    """Refused at submission, like a bad value: this session already has as many runs waiting as
+    one session may queue."""

@@ -25,11 +25,17 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 from .config import RunConfig
+from .errors import QueueFull
 
 QUEUED, STARTING, RUNNING, DONE, FAILED, STOPPED = "queued", "starting", "running", "done", "failed", "stopped"
 FINISHED = (DONE, FAILED, STOPPED)
 KILL_AFTER_S = 1.0      # a stopped worker that has not ended by then is terminated: Stop ends a run in ~1 s
+MAX_QUEUED_PER_OWNER = 8  # one session cannot hold the only worker with an endless queue (a lesson queues 4)
+BACKOFF_S = (1, 2, 4, 8, 16, 30, 60)   # a worker that cannot start is retried after these waits, then every 60 s
+LOG_NAME = "worker.log"   # beside the run store: every failed run's traceback and each worker's stderr
 
 
 class ThreadGovernor:
@@ -103,14 +109,36 @@ class Job:
     position: int = 0            # place in the queue: 0 = running or finished
     estimate_s: float | None = None   # the whole run's expected wall time, when submitted
     progress_at: float | None = None  # when the last progress came: time left counts down from there
+    note: str | None = None      # something the user should know about how it ended
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
 
 
+def _log_path(store_path) -> Path:
+    from .config import lab_home
+
+    return (Path(store_path).parent if store_path else lab_home()) / "logs" / LOG_NAME
+
+
+def _send_stderr_to(path: Path) -> None:
+    """The worker's stderr (warnings, a native crash's last words) appended to the log file."""
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+    except OSError:
+        pass                                # no log then; the run itself is not affected
+
+
 def _worker_main(conn, stop_event, store_path, model_name):
     """Worker process: load the model, wait for one job, run it, report, exit."""
+    _send_stderr_to(_log_path(store_path))
     try:
         from .models import load_base
         from .store import RunStore
@@ -175,10 +203,10 @@ def _hidden_main_script():
 
 
 class _Worker:
-    def __init__(self, ctx, store_path, model_name):
+    def __init__(self, ctx, store_path, model_name, target=_worker_main):
         self.parent_conn, child_conn = ctx.Pipe(duplex=True)
         self.stop_event = ctx.Event()
-        self.process = ctx.Process(target=_worker_main, args=(child_conn, self.stop_event, store_path, model_name),
+        self.process = ctx.Process(target=target, args=(child_conn, self.stop_event, store_path, model_name),
                                    daemon=True, name="finetune-lab-worker")
         with _hidden_main_script():
             self.process.start()
@@ -196,10 +224,17 @@ class _Worker:
 class JobManager:
     """FIFO queue of training jobs served by one worker process at a time."""
 
-    def __init__(self, store_path=None, model_name: str = "minilm", warm: bool = True, warm_after_s: float = 0.0):
+    def __init__(self, store_path=None, model_name: str = "minilm", warm: bool = True, warm_after_s: float = 0.0,
+                 worker_target=_worker_main):
         """`warm_after_s`: wait this long before starting the first warm worker (unless a job comes),
-        so that the app's first page renders before torch is imported beside it."""
+        so that the app's first page renders before torch is imported beside it. `worker_target`:
+        the worker process's function (tests give one that fails on purpose)."""
         self.store_path = str(store_path) if store_path is not None else None
+        self.log_path = _log_path(self.store_path)
+        self.worker_target = worker_target
+        self.start_failures = 0               # workers in a row that died before they were ready
+        self.next_start_at = 0.0              # back-off: no new worker before this time
+        self.start_problem: str | None = None  # what the last failed start said (None once one starts)
         self.warm_after_s = warm_after_s
         self.model_name = model_name
         self.ctx = mp.get_context("spawn")   # fork would copy the parent's torch threads and locks
@@ -221,6 +256,10 @@ class JobManager:
         config.resolved()                     # a bad value fails here, in the caller, at once
         stored = self._stored(config)
         with self.lock:
+            waiting = sum(1 for j in self.queue if self.jobs[j].owner == owner)
+            if stored is None and owner and waiting >= MAX_QUEUED_PER_OWNER:
+                raise QueueFull(f"this session already has {waiting} runs waiting, the most one session may "
+                                "queue: wait for them, or stop some, before queueing more")
             job = Job(id=f"job{next(self.ids)}", config=config, owner=owner, estimate_s=estimate_s)
             self.jobs[job.id] = job
             if stored is not None:
@@ -354,12 +393,18 @@ class JobManager:
                 if self.closed:
                     return
                 if (self.worker is None or not self.worker.process.is_alive()) and (self.warm or self.queue):
-                    self.worker = _Worker(self.ctx, self.store_path, self.model_name)
+                    if time.time() < self.next_start_at:          # backing off after failed starts
+                        self.lock.wait(min(0.5, self.next_start_at - time.time()))
+                        continue
+                    self.worker = _Worker(self.ctx, self.store_path, self.model_name, self.worker_target)
                 if not self.queue:
                     self.lock.wait(0.5)
                     continue
                 worker = self.worker
             self._wait_ready(worker)
+            if not worker.ready:
+                self._failed_start(worker)
+                continue
             with self.lock:
                 if self.closed or not self.queue:
                     continue
@@ -383,6 +428,38 @@ class JobManager:
                 except EOFError:
                     break
                 worker.ready = msg.get("type") == "ready"
+        if worker.ready:
+            with self.lock:
+                self.start_failures, self.next_start_at, self.start_problem = 0, 0.0, None
+
+    def _failed_start(self, worker: _Worker) -> None:
+        """A worker died before it was ready: say so once (to the job at the head of the queue, and in
+        `start_problem` and the log), and wait longer before each next try."""
+        worker.process.join(1)
+        code = worker.process.exitcode
+        with self.lock:
+            wait = BACKOFF_S[min(self.start_failures, len(BACKOFF_S) - 1)]
+            self.start_failures += 1
+            self.next_start_at = time.time() + wait
+            first = self.start_problem is None
+            self.start_problem = (f"the training process could not start (exit code {code}); trying again in "
+                                  f"{wait} s. Details: {self.log_path}")
+            if first:
+                self._log(f"worker could not start, exit code {code}")
+            if self.queue and first:
+                job = self.jobs[self.queue.popleft()]
+                self._renumber()
+                self._finish(job, FAILED, self.start_problem, "WorkerDied")
+            self.worker = None
+            self.lock.notify_all()
+
+    def _log(self, text: str) -> None:
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a") as f:
+                f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        except OSError:
+            pass
 
     def _run(self, worker: _Worker, job: Job):
         conn = worker.parent_conn
@@ -429,6 +506,10 @@ class JobManager:
                     self.lock.notify_all()
             else:
                 outcome = msg
+        stored = self._stored(job.config) if outcome["type"] != "result" else None
+        if outcome["type"] == "error":
+            self._log(f"{job.id} failed: {outcome.get('kind')}: {outcome.get('message')}\nconfig: "
+                      f"{job.config.to_dict()}\n{outcome.get('traceback') or '(no traceback: the process died)'}")
         with self.lock:
             if outcome["type"] == "result":
                 from .result import RunResult
@@ -436,10 +517,18 @@ class JobManager:
                 job.result = RunResult.from_dict(outcome["result"])
                 job.progress = {**job.progress, "fraction": 1.0, "message": "done"}
                 self._finish(job, DONE)
+            elif stored is not None:      # it finished and was stored just before the stop or the crash
+                job.result = stored
+                stored.cached = False
+                job.progress = {**job.progress, "fraction": 1.0, "message": "done"}
+                job.note = ("The run had finished and was stored just before the worker ended "
+                            + ("(the stop came too late to matter)." if outcome["type"] == "stopped" else
+                               "(the process then failed; its result is whole)."))
+                self._finish(job, DONE)
             elif outcome["type"] == "stopped":
                 self._finish(job, STOPPED, "stopped by the user", "RunStopped")
             else:
-                self._finish(job, FAILED, outcome.get("message"), outcome.get("kind"))
+                self._finish(job, FAILED, f"{outcome.get('message')} (details: {self.log_path})", outcome.get("kind"))
         worker.process.join(5)
         if worker.process.is_alive():
             worker.kill()

@@ -176,6 +176,8 @@ def job_panel():
             st.info(f"**Queued, position {job.position}**: {who}; this one starts after it, in about "
                     f"{ui.duration(wait)}, and then takes about {ui.duration(job.estimate_s)}.\n\n{describe(job)}",
                     icon=":material/hourglass_top:")
+            if manager.start_problem:
+                st.error(f"**The worker cannot start.** {manager.start_problem}", icon=ui.ICON_ERROR)
         else:
             p = job.progress
             stage = p.get("stage", "loading")
@@ -311,6 +313,8 @@ finished = [j for j in jobs if j.finished]
 latest = finished[-1] if finished else None
 if latest is not None and latest.result is None:
     ui.show_job_outcome(latest)
+if latest is not None and latest.note:
+    st.info(latest.note, icon=ui.ICON_STOPPED)
 result = latest.result if latest is not None else None
 if result is not None:
     for warning in result.warnings:

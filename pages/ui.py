@@ -19,6 +19,7 @@ import streamlit as st
 
 from core.config import FIELD_TYPES, ConfigError, RunConfig  # noqa: F401  (FIELD_TYPES: for the pages)
 from core.data import TASKS, load_task, log_sizes
+from core.errors import QueueFull
 from core.estimate import rates_from
 from core.jobs import FAILED, STOPPED, JobManager
 from core.param_counts import ParamCounter
@@ -227,7 +228,8 @@ def show_job_outcome(job) -> None:
 
 
 def show_config_error(err: ConfigError) -> None:
-    st.error(f"**This configuration cannot run.** {err}", icon=ICON_ERROR)
+    title = "Queue full" if isinstance(err, QueueFull) else "This configuration cannot run"
+    st.error(f"**{title}.** {err}", icon=ICON_ERROR)
 
 
 def duration(seconds: float | None) -> str:

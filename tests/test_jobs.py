@@ -146,3 +146,75 @@ def test_the_worker_gives_up_a_core_while_another_process_keeps_one_busy(monkeyp
     # look 1 too soon; others used 0.9, 1.0, 1.1 cores -> one thread; 0.1 -> two; 0.0 and 0.2: stays
     assert seen == [2, 1, 1, 1, 2, 2, 2] and calls == [1, 2] and g.switches == 2
     assert before >= 1
+
+
+# ---------------------------------------------------------------------------- failing loudly
+# Worker stand-ins: module-level functions, so the spawned process can import them by name.
+
+
+def _dies_at_start(conn, stop_event, store_path, model_name):
+    raise SystemExit(3)
+
+
+def _stores_then_hangs(conn, stop_event, store_path, model_name):
+    """Finishes the run (stores its result) but never says so and ignores Stop: the kill case."""
+    import dataclasses
+
+    from core.presets import load_presets
+    from core.store import RunStore
+    from core.training import resolve
+
+    conn.send({"type": "ready"})
+    config = RunConfig.from_dict(conn.recv()["config"])
+    key = resolve(config)[4]
+    preset = load_presets()[0][0].runs[0]
+    RunStore(store_path).put(dataclasses.replace(preset, key=key))
+    time.sleep(120)
+
+
+def test_a_failed_run_leaves_its_traceback_in_the_log_and_the_message_points_there(manager, tmp_path):
+    job = manager.submit(RunConfig(**{**TINY, "task": f"csv:{tmp_path / 'gone.csv'}"}, strategy="feature-extraction"))
+    done = manager.wait(job, timeout=WAIT_S)
+    assert done.state == "failed" and str(manager.log_path) in done.error
+    log = manager.log_path.read_text()
+    assert f"{done.id} failed: DataError" in log and "Traceback (most recent call last)" in log
+    assert "gone.csv" in log                         # the config that failed, for whoever reads the log
+
+
+def test_a_worker_that_cannot_start_is_reported_once_and_retried_with_back_off(tmp_path):
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=True, worker_target=_dies_at_start)
+    try:
+        first = m.submit(quick(71))
+        second = m.submit(quick(72))
+        done = m.wait(first, timeout=60)
+        assert done.state == "failed" and "could not start (exit code 3)" in done.error
+        assert wait_for(lambda: m.start_failures >= 3, timeout=30)         # retried: 1 s, then 2 s, ...
+        waited = m.next_start_at - time.time()
+        assert 2 < waited <= 8 and m.get(second).state == QUEUED           # backing off, the next job kept
+        assert m.log_path.read_text().count("worker could not start") == 1  # said once
+    finally:
+        m.shutdown()
+
+
+def test_a_run_stored_before_the_kill_is_reported_as_stored(tmp_path):
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=_stores_then_hangs)
+    try:
+        job = m.submit(quick(73))
+        assert wait_for(lambda: RunStore(tmp_path / "jobs.sqlite").list(all_versions=True))
+        m.stop(job)
+        done = m.wait(job, timeout=30)
+        assert done.state == DONE and done.result is not None and "stored just before" in done.note
+    finally:
+        m.shutdown()
+
+
+def test_one_session_can_queue_only_so_many_runs(manager):
+    from core.errors import QueueFull
+    from core.jobs import MAX_QUEUED_PER_OWNER
+
+    ids = [manager.submit(long_run().replace(seed=100 + i), owner="greedy") for i in range(MAX_QUEUED_PER_OWNER)]
+    with pytest.raises(QueueFull, match="runs waiting"):
+        manager.submit(long_run().replace(seed=99), owner="greedy")
+    manager.submit(quick(74), owner="someone else")                   # another session still may
+    for job_id in ids:
+        manager.stop(job_id)
