@@ -1,5 +1,7 @@
 """The run store: put/get/list/delete round trips and the CSV and JSON exports (no training here)."""
 import csv
+import dataclasses
+import time
 import io
 import json
 import sqlite3
@@ -109,3 +111,41 @@ def test_runs_of_an_older_measurement_are_listed_only_on_request(tmp_path, monke
     assert sorted(r.key for r in store.list(all_versions=True)) == ["new", "old"]
     monkeypatch.setattr(config, "COMPARABLE_SINCE", config.RESULT_VERSION + 1)   # a change of measurement
     assert store.list() == [] and len(store.list(all_versions=True)) == 2
+
+
+WRITER = """
+import dataclasses, sys
+from core.presets import load_presets
+from core.store import RunStore
+store, preset = RunStore(sys.argv[1]), load_presets()[0][0].runs[0]
+for i in range(100000):
+    store.put(dataclasses.replace(preset, key=f"crash-{i}"))
+    if i == 20:
+        print("writing", flush=True)
+"""
+
+
+def test_the_store_survives_a_writer_killed_mid_write(tmp_path):
+    """SIGKILL a process that writes runs as fast as it can: every committed run is still there,
+    the file opens, and the next writer works."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from core.store import RunStore
+
+    path = tmp_path / "runs.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.5)                               # well inside the loop: a write is in flight at any moment
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = RunStore(path)
+    keys = {r.key for r in store.list(all_versions=True)}
+    n = len(keys)
+    assert n > 20 and keys == {f"crash-{i}" for i in range(n)}     # every one before the kill, none half-written
+    store.put(dataclasses.replace(store.get("crash-0"), key="after"))
+    assert store.get("after") is not None
