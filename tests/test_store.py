@@ -139,10 +139,12 @@ def test_the_store_survives_a_writer_killed_mid_write(tmp_path):
     path = tmp_path / "runs.sqlite"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout.readline().strip() == "writing"
-    time.sleep(0.5)                               # well inside the loop: a write is in flight at any moment
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        time.sleep(0.5)                           # well inside the loop: a write is in flight at any moment
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)         # also when the test fails: never leave the writer running
+        proc.wait()
     store = RunStore(path)
     keys = {r.key for r in store.list(all_versions=True)}
     n = len(keys)
