@@ -92,7 +92,7 @@ def test_list_shows_every_strategy_with_its_knobs(capsys):
     out = capsys.readouterr().out
     for name, strategy in STRATEGIES.items():
         assert name in out
-    assert "l2sp_alpha=1.0" in out and "wise_alpha=0.5" in out and "lp_epochs=20" in out
+    assert "l2sp_alpha=10.0" in out and "wise_alpha=0.5" in out and "lp_epochs=20" in out
 
 
 def test_run_help_explains_each_knob_with_its_range(capsys):
