@@ -172,7 +172,8 @@ def sidebar_is_runnable(at: AppTest):
 
     cfg = RunConfig.from_dict(at.session_state["lab_cfg"])
     resolved = cfg.resolved()                                      # raises if it cannot run
-    assert not at.button(key="run").disabled or resolved.size is None and any(at.get("checkbox"))
+    # Run is enabled, or waits only for the long-run confirmation (a whole training set; WiSE-FT's curve)
+    assert not at.button(key="run").disabled or any(c.key == "confirm_long_run" for c in at.checkbox)
     for box in at.number_input:
         name = box.key.removeprefix("cfg_")
         assert box.value == at.session_state["lab_cfg"][name], name         # widget and config agree
@@ -183,7 +184,20 @@ def sidebar_is_runnable(at: AppTest):
     return resolved
 
 
-@pytest.mark.parametrize("lesson", range(5))
+LESSONS = 11      # pages/learn.py: the five ideas, "pushing it too far" and a topic per remedy
+
+
+def test_the_learn_page_has_a_button_per_lesson():
+    at = new_app()
+    at.switch_page("pages/learn.py").run()
+    assert_no_exception(at)
+    assert [b.key for b in at.button if b.key.startswith("learn_")] == [f"learn_{i}" for i in range(LESSONS)]
+    titles = [h.value for h in at.subheader]
+    for remedy in ("LP-FT", "L2-SP", "WiSE-FT", "best epoch", "zero-shot"):
+        assert any(remedy in t for t in titles), remedy
+
+
+@pytest.mark.parametrize("lesson", range(LESSONS))
 def test_every_learn_button_leaves_a_valid_runnable_lab(lesson):
     """A Learn button queues its runs and sets the Lab to the last; the sidebar then holds that
     setup, valid and runnable, through a trip to Learn and back and presenter mode on and off."""
@@ -312,7 +326,10 @@ def test_tiny_run_end_to_end_with_cards_and_plot():
                  "General score (refit probe)", "Time", "Device", "Trainable parameters"):
         assert want in labels
     cards = {m.label: m for m in at.metric}
-    assert cards["Trainable parameters"].value == f"{job.result.trainable_params:,}"
+    from pages import ui
+
+    assert cards["Trainable parameters"].value == ui.count_text(job.result.trainable_params)   # fits the card
+    assert (ui.count_text(22_716_296), ui.count_text(36_864), ui.count_text(3_080)) == ("22.7 M", "36.9 k", "3,080")
     assert "overfitting gap" in cards["Train accuracy"].proto.delta
     trace = [t for t in plotly_data(at) if t.get("name") == "strategy: feature-extraction"][0]
     points = list(zip(trace["x"], trace["y"]))
@@ -377,8 +394,12 @@ def test_compare_page_table_plots_export_and_delete():
     assert at.dataframe, "the runs table"
     names = {t.get("name") for t in plotly_data(at, 0)}
     assert "strategy: feature-extraction" in names
-    assert len(at.get("plotly_chart")) == 3
-    assert len(at.get("download_button")) == 5             # 3 plots as HTML, CSV, JSON
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert titles[:3] == ["Learning vs forgetting", "In-domain accuracy vs training-set size (mean ± sd over seeds)",
+                          "General benchmark per task: change against the pre-trained encoder (points)"]
+    # with two runs of one task stored with their per-class counts: the paired per-class change too
+    assert titles[3:] in ([], ["Recall per class, A − B (points)"])
+    assert len(at.get("download_button")) == len(titles) + 2      # every plot as HTML, CSV, JSON
     before = len(at.dataframe[0].value)
     from pages import ui
 
@@ -423,3 +444,46 @@ def test_a_strategy_s_declared_knobs_become_the_lab_s_widgets(strategy, knob_lab
     at_zero = new_app({"strategy": "zero-shot"})
     assert_no_exception(at_zero)
     assert "Epochs" not in [w.label for w in at_zero.number_input]     # zero-shot has no training knobs
+
+
+def test_a_wise_ft_result_draws_its_curve_and_rescores_another_mix_from_kept_weights():
+    import dataclasses
+
+    from core.config import RunConfig
+    from core.data import load_task
+    from core.model_registry import model_identity
+    from core.presets import load_presets
+    from core.store import RunStore
+    from core.weights import WeightStore
+
+    cfg = RunConfig(task="r8", strategy="wise-ft", size=64, seed=7)
+    resolved = cfg.resolved()
+    model_id, data_id = model_identity(cfg.model), load_task(cfg.task).identity()
+    key, training_key = resolved.key(model_id, data_id), resolved.training_key(model_id, data_id)
+    preset = next(r for p in load_presets()[0] for r in p.runs if r.strategy == "full")
+    pre = preset.pretrained_general["score"]
+    curve = [{"alpha": a, "in_domain_acc": 0.6 + 0.3 * a, "general": pre - 0.02 * a, "general_refit": pre}
+             for a in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    RunStore().put(dataclasses.replace(preset, key=key, strategy="wise-ft", size=64, seed=7, cached=False,
+                                       config=resolved.to_dict(), curve=curve, training_key=training_key))
+    at = new_app({"strategy": "wise-ft", "size": "64", "seed": "7"})
+    at.button(key="run").click().run()
+    assert_no_exception(at)
+    assert any(t["name"].startswith("WiSE-FT curve") for t in plotly_data(at))
+    slider = at.slider(key=f"wise_mix_{key}")
+    assert slider.value == 0.5 and any("At a = 0.5" in m.value for m in at.markdown)
+    slider.set_value(0.3).run()
+    assert "trains again" in at.button(key="wise_rescore").label           # no weights kept yet
+    weights = WeightStore.beside(RunStore())
+    weights.folder.mkdir(parents=True, exist_ok=True)
+    weights.path(training_key).write_bytes(b"")                            # present: the button needs no more
+    at.run()
+    assert "evaluation only" in at.button(key="wise_rescore").label
+    at.button(key="wise_rescore").click().run()
+    assert_no_exception(at)
+    job = jobs_of(at)[-1]
+    assert job.config.wise_alpha == 0.3 and at.session_state["lab_cfg"]["wise_alpha"] == 0.3
+    manager().stop(job.id)
+    assert manager().wait(job.id, timeout=60).finished
+    weights.path(training_key).unlink()
+    RunStore().delete([key])
