@@ -51,7 +51,8 @@ remedies: setup
 	  --title "Remedies for forgetting (R8, n=256)" --out docs/RESULTS.md --section remedies-256 \
 	  --json-out assets/presets/r8_remedies_256.json
 	$(BIN)/python -m core sweep --task r8 --sizes 256 --strategies full full:lr=2e-4 full:lr=5e-4 \
-	  full:lr=2e-4:epochs=10 --seeds 0 --title "Pushing full fine-tuning too far (R8, n=256)" \
+	  full:lr=2e-4:epochs=10 lp-ft:lr=5e-4 l2-sp:lr=5e-4 wise-ft:lr=5e-4 --seeds 0 \
+	  --title "Pushing full fine-tuning too far, and the remedies at that rate (R8, n=256)" \
 	  --out docs/RESULTS.md --section push --json-out assets/presets/r8_push_256.json
 	$(BIN)/python -m core sweep --task r8 --sizes 1024 --strategies $(REMEDIES) --seeds 0 1 2 \
 	  --title "Remedies for forgetting (R8, n=1024)" --out docs/RESULTS.md --section remedies-1024 \

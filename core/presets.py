@@ -59,7 +59,9 @@ def measured(config, runs) -> dict | None:
         want = config.resolved().to_dict()
     except ValueError:
         return None
-    same = [r for r in runs if all(r.config.get(k) == v for k, v in want.items() if k not in UNMATCHED)]
+    # a field an older run's config lacks did not exist then: it ran as that field's default does now
+    defaults = type(config)().to_dict()
+    same = [r for r in runs if all(r.config.get(k, defaults[k]) == v for k, v in want.items() if k not in UNMATCHED)]
     if not same:
         return None
     return {"runs": len(same), "in_domain": sum(r.in_domain_acc for r in same) / len(same),

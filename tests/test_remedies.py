@@ -161,3 +161,18 @@ def test_the_tradeoff_plot_draws_a_wise_ft_run_as_a_line_from_pretrained_to_fine
     assert lines[0].x[0] == 100 * wise.pretrained_general["score"]           # a = 0: the pre-trained encoder
     assert (lines[0].x[-1], lines[0].y[-1]) == (100 * full.general["score"], 100 * full.in_domain_acc)
     assert list(lines[0].text) == ["a=0", "a=0.25", "a=0.5", "a=0.75", "a=1"]
+
+
+def test_a_lesson_s_config_finds_the_preset_runs_made_with_its_settings():
+    import statistics
+
+    from core.presets import load_presets, measured
+
+    runs = [r for p in load_presets()[0] for r in p.runs]
+    full = [r for r in runs if r.strategy == "full" and r.size == 256 and not r.config.get("best_epoch")
+            and r.config.get("lr") == 5e-5]
+    got = measured(RunConfig(strategy="full", size=256), runs)         # lr None: the strategy's 5e-5
+    assert got["runs"] == len(full) >= 3
+    assert got["in_domain"] == pytest.approx(statistics.fmean(r.in_domain_acc for r in full))
+    assert measured(RunConfig(strategy="full", size=256, lr=1e-3), runs) is None
+    assert measured(RunConfig(strategy="full", size=256, best_epoch=True), runs)["runs"] < got["runs"]
