@@ -487,3 +487,26 @@ def test_a_wise_ft_result_draws_its_curve_and_rescores_another_mix_from_kept_wei
     assert manager().wait(job.id, timeout=60).finished
     weights.path(training_key).unlink()
     RunStore().delete([key])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["zero-shot", "l2-sp"])
+def test_a_remedy_runs_from_the_lab_and_lands_on_the_plot(strategy):
+    """A remedy clicked in the Lab: its cards, its marker on the trade-off plot and, where the encoder
+    moved, the paired interval of its general change and how far it moved."""
+    at = new_app({**TINY_QUERY, "strategy": strategy, "seed": "11"})
+    wait_warm()
+    at.button(key="run").click().run()
+    finish(at)
+    assert_no_exception(at)
+    job = jobs_of(at)[-1]
+    assert job.state == "done", job.error
+    assert any(t.get("name") == f"strategy: {strategy}" for t in plotly_data(at))
+    cards = {m.label: m for m in at.metric}
+    general = cards["General score (fixed probe)"].proto.delta
+    captions = " ".join(c.value for c in at.caption)
+    if strategy == "zero-shot":
+        assert cards["Trainable parameters"].value == "0" and general.startswith("+0.0 ± 0.0")
+        assert "within noise" in captions
+    else:
+        assert "±" in general and "weights moved" in captions
