@@ -215,28 +215,19 @@ def load_rotten_tomatoes():
 
 
 def load_csv(path: str):
-    """Your own data: a CSV with columns text and label, and optionally split (train/test)."""
-    import pandas as pd
+    """Your own data: a table file (CSV, TSV, JSON Lines or Parquet; core.uploads reads it) with
+    columns text and label, and optionally split (train/test)."""
+    from .uploads import frame_rows, read_table
 
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"no such file: {p}")
-    try:
-        df = pd.read_csv(p)
-    except Exception as err:
-        raise DataError(f"could not read {p} as CSV: {err}") from None
-    missing = {"text", "label"} - set(df.columns)
+    table = read_table(p.read_bytes(), p.name if p.suffix else p.name + ".csv")
+    missing = {"text", "label"} - set(table.columns)
     if missing:
         raise DataError(f"{p.name} needs columns 'text' and 'label' (missing: {', '.join(sorted(missing))}; "
-                        f"found: {', '.join(map(str, df.columns))})")
-    df = df[df.text.notna() & df.label.notna()]
-    df = df.assign(text=df.text.astype(str).str.strip(), label=df.label.astype(str))
-    df = df[df.text != ""]
-    if "split" in df.columns:
-        train, test = df[df.split == "train"], df[df.split == "test"]
-        if len(train) and len(test):
-            return list(train.text), list(train.label), list(test.text), list(test.label)
-    return list(df.text), list(df.label), None, None
+                        f"found: {', '.join(map(str, table.columns))})")
+    return frame_rows(table, "text", "label", "split" if "split" in table.columns else None, p.name)
 
 
 def load_hub(dataset_id: str):
@@ -412,12 +403,18 @@ def load_task(name: str) -> Task:
         path = name[4:]
         return _build(name, Path(path).name, "your data", f"Your CSV file {path}", path, "yours",
                       load_csv(path), False)
+    if name.startswith("upload:"):
+        from .uploads import load_upload
+
+        spec, raw = load_upload(name)
+        return _build(name, spec["name"], "your data", f"Your uploaded file {spec['name']} (text column "
+                      f"'{spec['text']}', label column '{spec['label']}')", "uploaded to this lab", "yours", raw, False)
     if name.startswith("hf:"):
         ds = name[3:]
         return _build(name, ds, "hub dataset", f"Hugging Face dataset {ds}", f"hub: {ds}", "see the dataset card",
                       load_hub(ds), False)
     raise DataError(f"unknown task '{name}'; known tasks: {', '.join(TASKS)} "
-                    f"(or csv:PATH for your own file, hf:ID for a hub dataset)")
+                    f"(or csv:PATH for your own file, upload:HASH for one uploaded in the app, hf:ID for a hub dataset)")
 
 
 def sample_train(task: Task, size: int | None, seed: int) -> np.ndarray:

@@ -32,6 +32,14 @@ def shipped_tasks() -> list[str]:
     return [name for name, spec in TASKS.items() if not spec.general]
 
 
+def linkable_tasks() -> list[str]:
+    """What a link's task may name: the shipped tasks, and data uploaded to this server by its
+    hash (core.uploads); never a path or a hub id."""
+    from .uploads import known_uploads
+
+    return shipped_tasks() + known_uploads()
+
+
 def config_to_query(cfg: RunConfig) -> dict[str, str]:
     """The fields of `cfg` that differ from RunConfig(), as strings."""
     default = RunConfig()
@@ -77,17 +85,17 @@ def config_from_query(params: Mapping[str, str]) -> tuple[RunConfig, list[str]]:
         except ValueError:
             errors.append(f"the link's {name}={raw!r} is not a valid {FIELD_TYPES[name]}; ignored")
             continue
-        if name == "task" and value not in shipped_tasks():
-            errors.append(f"the link's task={raw!r} is not one of the lab's tasks ({', '.join(shipped_tasks())}); "
-                          "ignored")
+        if name == "task" and value not in linkable_tasks():
+            errors.append(f"the link's task={raw!r} is not one of the lab's tasks ({', '.join(shipped_tasks())}) "
+                          "nor data uploaded to this server; ignored")
             continue
         if name == "model" and value not in offered_models():
             errors.append(f"the link's model={raw!r} is not a model this server offers "
                           f"({', '.join(offered_models())}); ignored")
             continue
         candidate = {**values, name: value}
-        try:
-            check_fits(RunConfig(**candidate))
+        try:   # a task is checked at its own size (the size field, if any, is checked against it next)
+            check_fits(RunConfig(**({**candidate, "size": None} if name == "task" else candidate)))
         except ConfigError as err:
             errors.append(f"the link's {name}={raw!r} cannot be used: {err}; ignored")
             continue

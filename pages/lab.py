@@ -22,8 +22,12 @@ bind = ui.bind
 def knob_text(cfg, names, bold: bool = False) -> list[str]:
     """'lr 5e-05', 'epochs 3' (values in bold for the Run bar), for the fields of `names` that are set."""
     b = "**" if bold else ""
-    return [f"{k} {b}{getattr(cfg, k):g}{b}" if isinstance(getattr(cfg, k), float) else f"{k} {b}{getattr(cfg, k)}{b}"
-            for k in names if getattr(cfg, k, None) is not None and getattr(cfg, k) is not False]
+
+    def text(v):
+        return f"{v:g}" if isinstance(v, float) else ",".join(v) if isinstance(v, (tuple, list)) else str(v)
+
+    return [f"{k} {b}{text(getattr(cfg, k))}{b}" for k in names
+            if getattr(cfg, k, None) is not None and getattr(cfg, k) is not False]
 
 
 def number(name: str, label: str, step, fmt: str, hint: str, **kw):
@@ -61,7 +65,7 @@ lab = st.session_state.lab_cfg
 models = offered_models()      # the registry, and what the server's FTLAB_MODELS lists: never typed in
 if lab["model"] not in models:
     ui.set_field("model", models[0])
-if lab["task"] not in ui.IN_DOMAIN_TASKS:
+if lab["task"] not in ui.lab_tasks():
     ui.set_field("task", ui.IN_DOMAIN_TASKS[0])
 try:
     info = ui.task_info(st.session_state.lab_cfg["task"])
@@ -98,7 +102,7 @@ with what_col:
                                                                    "lp_epochs", "l2sp_alpha", "wise_alpha")
                                                      if k in strategy.uses]       # a projector: the few that matter
         shown = knob_text(resolved, knobs, bold=True)
-        st.markdown(f"**{strategy.title}** on {ui.TASKS[resolved.task].title}, n={shown_size:,} · "
+        st.markdown(f"**{strategy.title}** on {ui.task_title(resolved.task)}, n={shown_size:,} · "
                     + " · ".join(shown) + f" · about **{ui.duration(estimate)}** here")
     if long_run:
         st.warning(f"This run will take about **{ui.duration(estimate)}** on this machine. Lower the training-set "
@@ -131,7 +135,7 @@ def describe(job) -> str:
         c = job.config
     knobs = knob_text(c, [k for k in ("lr", "epochs", "freeze_layers", "lora_r") if getattr(c, k, None) != 0])
     size = "all" if c.size is None else f"{c.size:,}"
-    task = ui.TASKS[c.task].title if c.task in ui.TASKS else c.task
+    task = ui.task_title(c.task)
     return f"**{STRATEGIES[c.strategy].title}** on {task} · n={size} · seed {c.seed} · " + " · ".join(knobs)
 
 
@@ -212,13 +216,64 @@ def job_panel():
 st.fragment(run_every=0.5 if active else None)(job_panel)()
 ui.leave_guard(bool(active))
 
+def own_data() -> None:
+    """Upload a table, pick its columns, see what it holds; 'Use this data' makes it a task (its link
+    carries the content's hash, never a path)."""
+    from core import uploads
+
+    file = st.file_uploader(f"CSV, TSV, JSON Lines or Parquet, up to {uploads.MAX_BYTES // 2**20} MB",
+                            type=[e.lstrip(".") for e in uploads.FORMATS], key="upload_file")
+    if file is None:
+        st.caption("One row per text, a column with the text and one with its label (and, if you like, a "
+                   "split column of train/test). It stays on this server, under the lab's data folder.")
+        return
+    data = file.getvalue()
+    try:
+        table = uploads.read_table(data, file.name)
+    except DataError as err:
+        st.error(f"**This file cannot be used.** {err}", icon=ui.ICON_ERROR)
+        return
+    columns = list(table.columns)
+
+    def guess(*names, fallback=0):
+        return next((columns.index(n) for n in names if n in columns), min(fallback, len(columns) - 1))
+
+    st.dataframe(table.head(5), hide_index=True, key="upload_preview")
+    st.caption(f"{len(table):,} rows, {len(columns)} columns.")
+    text = st.selectbox("Text column", columns, index=guess("text", "sentence", "review", "content"), key="upload_text")
+    label = st.selectbox("Label column", columns, index=guess("label", "labels", "category", "class", fallback=1),
+                         key="upload_label")
+    split = st.selectbox("Split column (optional: train/test)", [None] + columns,
+                         index=(columns.index("split") + 1) if "split" in columns else 0,
+                         format_func=lambda c: "none: a seeded 80/20 split" if c is None else c, key="upload_split")
+    problems = uploads.check_columns(table, text, label, split)
+    for problem in problems:
+        st.error(problem, icon=ui.ICON_ERROR)
+    if label in columns and label != text:
+        counts = uploads.class_counts(table, label)
+        st.caption("Classes: " + ", ".join(f"{k} {v:,}" for k, v in list(counts.items())[:12])
+                   + (f" and {len(counts) - 12} more" if len(counts) > 12 else ""))
+    if st.button("Use this data", key="upload_use", disabled=bool(problems), icon=":material/upload:"):
+        try:
+            name = uploads.save_upload(data, file.name, text, label, split)
+            ui.task_info(name)                     # built now: a problem shows here, not in the run
+        except DataError as err:
+            st.error(f"**This file cannot be used.** {err}", icon=ui.ICON_ERROR)
+            return
+        ui.set_field("task", name)
+        st.rerun()
+
+
 # ---------------------------------------------------------------------------- sidebar: the setup
 with st.sidebar:
     st.header("Run setup")
     st.selectbox("Model", models, **bind("model"),
                  help="The registry's models, and the local folders or hub ids whoever started the server listed "
                       "in FTLAB_MODELS.")
-    st.selectbox("In-domain task", ui.IN_DOMAIN_TASKS, format_func=lambda t: ui.TASKS[t].title, **bind("task"))
+    st.selectbox("In-domain task", ui.lab_tasks(), format_func=ui.task_title, **bind("task"))
+    if not presenter:
+        with st.expander("Your own data"):
+            own_data()
     card = info["card"]
     st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['test']:,} test · "
                f"{len(card['labels'])} labels: {', '.join(card['labels'][:8])}"
@@ -377,7 +432,7 @@ if result is not None:
                 ui.chart(lambda plots: plots.confusion_figure(result), "confusion")
 
 # ---------------------------------------------------------------------------- the trade-off plot
-st.subheader(f"Trade-off on {ui.TASKS[cfg.task].title}: what each run learned vs what it forgot")
+st.subheader(f"Trade-off on {ui.task_title(cfg.task)}: what each run learned vs what it forgot")
 found, problems = ui.presets()
 for problem in problems:
     st.warning(problem, icon=ui.ICON_WARNING)

@@ -82,6 +82,22 @@ def count_text(n: int) -> str:
     return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.1f} k" if n >= 1e4 else f"{n:,}"
 
 
+def lab_tasks() -> list[str]:
+    """The tasks the Lab offers: the shipped ones, then what was uploaded to this server (newest first)."""
+    from core.uploads import known_uploads
+
+    return IN_DOMAIN_TASKS + known_uploads()
+
+
+def task_title(name: str) -> str:
+    if name in TASKS:
+        return TASKS[name].title
+    try:
+        return f"{task_info(name)['card']['title']} (your data)"
+    except Exception:     # noqa: BLE001 - a title never stops a page
+        return name
+
+
 def weights_kept(training_key: str | None) -> bool:
     """Whether a run's fine-tuned weights are still kept beside the store (WiSE-FT re-scoring)."""
     return bool(training_key) and WeightStore.beside(store()).has(training_key)

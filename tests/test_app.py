@@ -510,3 +510,35 @@ def test_a_remedy_runs_from_the_lab_and_lands_on_the_plot(strategy):
         assert "within noise" in captions
     else:
         assert "±" in general and "weights moved" in captions
+
+
+def test_own_data_uploaded_in_the_lab_becomes_a_task_whose_link_carries_its_hash():
+    import pandas as pd
+
+    rows = [{"comment": f"{w} service, visit {i}", "mood": m} for m, w in (("happy", "great"), ("sad", "poor"))
+            for i in range(30)]
+    data = pd.DataFrame(rows).to_csv(index=False).encode()
+    at = new_app()
+    at.sidebar.file_uploader(key="upload_file").set_value(("moods.csv", data, "text/csv")).run()
+    assert_no_exception(at)
+    assert at.selectbox(key="upload_text").value == "comment" and at.selectbox(key="upload_label").value == "mood"
+    assert any("Classes: happy 30, sad 30" in c.value for c in at.caption)
+    at.button(key="upload_use").click().run()
+    assert_no_exception(at)
+    task = at.session_state["lab_cfg"]["task"]
+    assert task.startswith("upload:") and at.query_params["task"] in (task, [task])   # the link: a hash, no path
+    assert at.sidebar.selectbox(key="cfg_task").value == task
+    assert not at.button(key="run").disabled
+    # a fresh session opened from that link gets the same data back
+    again = new_app({"task": task})
+    assert again.session_state["lab_cfg"]["task"] == task and not again.error
+
+
+def test_an_unusable_upload_says_why_and_cannot_be_used():
+    at = new_app()
+    at.sidebar.file_uploader(key="upload_file").set_value(("x.csv", b"text,label\nonly,one\nmore,one\n", "text/csv")).run()
+    assert_no_exception(at)
+    assert any("at least two" in e.value for e in at.error)
+    assert at.button(key="upload_use").disabled
+    at.sidebar.file_uploader(key="upload_file").set_value(("x.csv", b"\x00\x01binary", "text/csv")).run()
+    assert any("binary data" in e.value for e in at.error)

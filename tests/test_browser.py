@@ -331,3 +331,40 @@ def test_a_wise_ft_run_draws_its_curve_and_its_slider_rescores_without_training(
     assert page.get_by_text("At a = 0.45").count() >= 1
     wait_rendered(page)
     shot(page, "presenter_1920_wise_ft_rescored")
+
+
+def test_own_data_uploaded_runs_twice_and_its_link_restores_it(server, browser, tmp_path):
+    """A CSV the lab has never seen: uploaded, its columns picked, feature extraction and LoRA run on
+    it, both on the plot; the page's link opened in a fresh browser context gives the same setup."""
+    rows = ["comment,mood"] + [f"\"{w} service, visit {i}\",{m}" for m, w in (("happy", "great"), ("sad", "poor"))
+                               for i in range(40)]
+    path = tmp_path / "moods.csv"
+    path.write_text("\n".join(rows) + "\n")
+    url = f"{server}/?size=16&strategy=feature-extraction&epochs=1&max_length=32&eval_size=50&general_size=50&seed=4"
+    page = open_page(browser, url, viewport=(1920, 1080))
+    wait_until_warm(page, url)
+    page.get_by_text("Your own data").click()
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.get_by_text("Classes: happy 40, sad 40").wait_for(timeout=30_000)
+    shot(page, "own_data_preview")
+    page.locator(".st-key-upload_use button").click()
+    page.wait_for_function("location.search.includes('task=upload')", polling=200, timeout=30_000)
+    for strategy, label in (("feature-extraction", None), ("lora", "LoRA (low-rank adapters)")):
+        if label:
+            page.get_by_text(label, exact=True).click()
+            page.wait_for_function("location.search.includes('strategy=lora')", polling=200, timeout=30_000)
+        run_button(page).click()
+        page.get_by_text(f"Result: {strategy}, n=16, seed 4").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+        assert len(tradeoff_points(page, f"strategy: {strategy}")) == 1
+    wait_rendered(page)
+    shot(page, "own_data_two_runs")
+    link = page.url
+    assert "upload%3A" in link or "upload:" in link
+    assert "moods" not in link and "/tmp" not in link                  # a hash, never a name or a path
+    fresh = browser.new_context(viewport={"width": 1920, "height": 1080})
+    other = fresh.new_page()
+    other.goto(link)
+    run_button(other).wait_for(timeout=120_000)
+    other.get_by_text("LoRA (low-rank adapters) on moods.csv (your data), n=16").first.wait_for(timeout=30_000)
+    shot(other, "own_data_link_in_a_fresh_browser")
+    fresh.close()

@@ -127,7 +127,7 @@ def test_malformed_csv_is_a_clear_error(tmp_path):
     bad.write_text('text,label\n"an unclosed quote,spam\nfine,ham\n')
     with pytest.raises(DataError) as err:
         load_task(f"csv:{bad}")
-    assert "could not read" in _one_line(err) and "bad.csv" in str(err.value)
+    assert "cannot be read as CSV" in _one_line(err) and "bad.csv" in str(err.value)
 
 
 def test_csv_without_the_needed_columns(tmp_path):

@@ -1,0 +1,122 @@
+"""Your own data: each readable format becomes a task; each unusable file gets a one-line reason;
+the name a link carries is a hash looked up here, never a path."""
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from core import uploads
+from core.data import load_task
+from core.errors import DataError
+from core.urlstate import config_from_query
+
+
+def table(n_per_label: int = 12) -> pd.DataFrame:
+    rows = [{"review": f"{word} product number {i}, {word} again", "stars": label, "part": "train" if i % 4 else "test"}
+            for label, word in ((1, "awful"), (5, "lovely"), (3, "middling")) for i in range(n_per_label)]
+    return pd.DataFrame(rows)
+
+
+def as_bytes(df: pd.DataFrame, ext: str) -> bytes:
+    if ext == ".csv":
+        return df.to_csv(index=False).encode()
+    if ext == ".tsv":
+        return df.to_csv(index=False, sep="\t").encode()
+    if ext == ".jsonl":
+        return df.to_json(orient="records", lines=True).encode()
+    buf = io.BytesIO()
+    df.to_parquet(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".jsonl", ".parquet"])
+def test_each_format_becomes_a_task_like_the_shipped_ones(ext):
+    data = as_bytes(table(), ext)
+    read = uploads.read_table(data, f"reviews{ext}")
+    assert list(read.columns) == ["review", "stars", "part"] and len(read) == 36
+    assert uploads.check_columns(read, "review", "stars") == []        # numbers as labels are fine
+    name = uploads.save_upload(data, f"reviews{ext}", "review", "stars", "part")
+    assert uploads.NAME.match(name)
+    assert uploads.save_upload(data, f"reviews{ext}", "review", "stars", "part") == name   # content-addressed
+    task = load_task(name)
+    assert sorted(task.label_names) == ["1", "3", "5"] and len(task.test_texts) == 9     # the split column's tests
+    assert name in uploads.known_uploads()
+
+
+def test_without_a_split_column_a_seeded_split_is_made_and_other_columns_another_task():
+    data = as_bytes(table(), ".csv")
+    with_split = uploads.save_upload(data, "r.csv", "review", "stars", "part")
+    without = uploads.save_upload(data, "r.csv", "review", "stars")
+    assert with_split != without
+    task = load_task(without)
+    assert len(task.train_texts) + len(task.val_texts) + len(task.test_texts) == 36
+
+
+@pytest.mark.parametrize("data, name, why", [
+    (b"", "x.csv", "is empty"),
+    (b"\xff\xfe" + "text,label\nhé,a\n".encode("utf-16-le"), "x.csv", "binary data"),
+    ("text,label\nh\xe9llo,a\n".encode("latin-1"), "x.csv", "not UTF-8"),
+    (b"<!doctype html><html><body>hi</body></html>", "x.csv", "HTML"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "x.csv", "binary data"),
+    (b"text,label\n", "x.csv", "no rows"),
+    (b'text,label\n"unterminated,a\n', "x.csv", "cannot be read as CSV"),
+    (b"not parquet at all", "x.parquet", "cannot be read as Parquet"),
+    (b"text,label\na,b\n", "x.xlsx", "not '.xlsx'"),
+])
+def test_an_unusable_file_gets_a_one_line_reason(data, name, why):
+    with pytest.raises(DataError, match=why) as err:
+        uploads.read_table(data, name)
+    assert "\n" not in str(err.value)
+
+
+def test_a_file_over_the_limit_is_refused_with_both_sizes(monkeypatch):
+    monkeypatch.setattr(uploads, "MAX_BYTES", 1024)
+    with pytest.raises(DataError, match="the limit is"):
+        uploads.read_table(b"text,label\n" + b"a,b\n" * 1000, "big.csv")
+
+
+@pytest.mark.parametrize("columns, why", [
+    (("review", "review"), "two different columns"),
+    (("stars", "review"), "holds numbers, not text"),
+    (("review", "part"), None),                   # two labels: usable
+    (("review", "nope"), "no column 'nope'"),
+])
+def test_columns_that_cannot_make_a_task_are_said(columns, why):
+    problems = uploads.check_columns(table(), *columns)
+    assert (problems == []) if why is None else any(why in p for p in problems), problems
+
+
+def test_one_label_only_and_single_example_labels_are_refused():
+    df = table()
+    one = df.assign(stars=1)
+    assert any("at least two" in p for p in uploads.check_columns(one, "review", "stars"))
+    rare = pd.concat([df, pd.DataFrame([{"review": "a lone one", "stars": 9, "part": "train"}])])
+    assert any("single example" in p for p in uploads.check_columns(rare, "review", "stars"))
+    with pytest.raises(DataError, match="at least two"):
+        uploads.save_upload(as_bytes(one, ".csv"), "one.csv", "review", "stars")
+
+
+def test_a_name_is_a_hash_looked_up_here_never_a_path():
+    for bad in ("upload:../../etc/passwd", "upload:0123", "upload:/etc/passwd", "upload:ABCDEF0123456789"):
+        with pytest.raises(DataError, match="not an uploaded task's name"):
+            load_task(bad)
+    with pytest.raises(DataError, match="no uploaded data"):
+        load_task("upload:0123456789abcdef")
+
+
+def test_a_link_may_name_an_upload_of_this_server_only():
+    name = uploads.save_upload(as_bytes(table(), ".csv"), "r.csv", "review", "stars")
+    cfg, errors = config_from_query({"task": name, "size": "16"})
+    assert cfg.task == name and cfg.size == 16 and errors == []
+    cfg, errors = config_from_query({"task": "upload:0123456789abcdef"})
+    assert cfg.task == "r8" and "not one of the lab's tasks" in errors[0]
+
+
+def test_a_damaged_record_is_a_message():
+    name = uploads.save_upload(as_bytes(table(8), ".csv"), "d.csv", "review", "stars")
+    sidecar = uploads.uploads_dir() / f"{name.split(':')[1]}.json"
+    sidecar.write_text(json.dumps({"file": "../../etc/passwd"}))
+    load_task.cache_clear()
+    with pytest.raises(DataError, match="damaged"):
+        load_task(name)
