@@ -218,3 +218,32 @@ def test_one_session_can_queue_only_so_many_runs(manager):
     manager.submit(quick(74), owner="someone else")                   # another session still may
     for job_id in ids:
         manager.stop(job_id)
+
+
+def test_a_worker_killed_mid_run_is_a_clear_failure_and_the_store_opens(manager, tmp_path):
+    import os
+    import signal
+
+    job = manager.submit(long_run().replace(seed=75))
+    assert wait_for(lambda: manager.get(job).state == RUNNING and manager.get(job).progress.get("stage") == "training")
+    os.kill(manager.worker.process.pid, signal.SIGKILL)
+    done = manager.wait(job, timeout=60)
+    assert done.state == "failed" and "ended unexpectedly" in done.error and "-9" in done.error
+    assert "killed: out of memory?" in done.error
+    store = RunStore(tmp_path / "jobs.sqlite")
+    assert store.list(all_versions=True) == [] and store.get("anything") is None    # intact, and it opens
+    again = manager.submit(quick(76))                                                # the next run still works
+    assert manager.wait(again, timeout=WAIT_S).state == DONE
+
+
+def test_two_servers_on_one_data_folder_both_store_their_runs(tmp_path):
+    """Two job managers (as two app servers would have) writing one run store at the same time."""
+    path = tmp_path / "shared.sqlite"
+    first, second = JobManager(store_path=path, warm=False), JobManager(store_path=path, warm=False)
+    try:
+        a, b = first.submit(quick(77)), second.submit(quick(78))
+        assert first.wait(a, timeout=WAIT_S).state == DONE and second.wait(b, timeout=WAIT_S).state == DONE
+        assert sorted(r.seed for r in RunStore(path).list()) == [77, 78]
+    finally:
+        first.shutdown()
+        second.shutdown()

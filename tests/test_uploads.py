@@ -120,3 +120,25 @@ def test_a_damaged_record_is_a_message():
     load_task.cache_clear()
     with pytest.raises(DataError, match="damaged"):
         load_task(name)
+
+
+def test_labels_that_are_numbers_and_strings_in_one_column_are_read_as_text():
+    df = pd.DataFrame({"text": [f"row {i} about {w}" for i, w in enumerate(["x"] * 30)],
+                       "label": [1, "1", "one"] * 10})
+    assert uploads.check_columns(df, "text", "label") == []
+    assert sorted(uploads.class_counts(df, "label")) == ["1", "one"]          # 1 and "1" are one label
+
+
+def test_a_file_of_50000_rows_becomes_a_task_and_its_run_time_is_said():
+    from core.estimate import estimate_config
+    from core.config import RunConfig
+
+    df = pd.DataFrame({"text": [f"note {i}: the {('red', 'green', 'blue')[i % 3]} one" for i in range(50_000)],
+                       "label": [("red", "green", "blue")[i % 3] for i in range(50_000)]})
+    name = uploads.save_upload(as_bytes(df, ".csv"), "big.csv", "text", "label")
+    task = load_task(name)
+    assert len(task.train_texts) + len(task.val_texts) + len(task.test_texts) == 50_000
+    info = {"n_train": len(task.train_texts), "n_val": len(task.val_texts), "n_test": len(task.test_texts),
+            "sample": task.train_texts[::200]}
+    seconds = estimate_config(RunConfig(task=name, size=None, strategy="full"), info)
+    assert seconds is not None and seconds > estimate_config(RunConfig(task=name, size=256, strategy="full"), info)
