@@ -321,6 +321,29 @@ def curve_table(labelled) -> str:
     return "\n".join(lines)
 
 
+def sweep_on_ray(configs, store, args, grid) -> list:
+    """The sweep's runs as Ray tasks (core.ray_sweep): one progress bar over the sweep, a line per
+    run as it lands; the results are stored here, by this process."""
+    from .ray_sweep import run_sweep
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(configs), desc="sweep on Ray", unit="run", disable=args.quiet, leave=False)
+
+    def landed(arm, r, done, total):
+        bar.update(1)
+        bar.write(f"[{done or '-'}/{total}] {arm:18s} n={r.size:<5d} seed={r.seed} "
+                  + " ".join(f"{n}={r.config.get(n)}" for n in grid)
+                  + f"  in-domain {fmt_pct(r.in_domain_acc)}  general {fmt_pct(r.general['score'])} "
+                    f"({100 * r.general_delta:+.1f})  {r.timings['total']:.0f}s" + ("  already stored" if r.cached else ""))
+
+    try:
+        return run_sweep(configs, store, address=args.ray or None, workers=args.workers,
+                         cpus_per_run=args.cpus_per_run, on_result=landed)
+    finally:
+        bar.close()
+
+
 def cmd_sweep(args, store):
     from .training import run
 
@@ -331,7 +354,9 @@ def cmd_sweep(args, store):
     for _, c in configs:
         c.resolved()   # fail on a bad value before hours of training, not after
     labelled, t0 = [], time.time()
-    for i, (arm, cfg) in enumerate(configs, 1):
+    if args.ray is not None:
+        labelled = sweep_on_ray(configs, store, args, grid)
+    for i, (arm, cfg) in enumerate([] if args.ray is not None else configs, 1):
         bar = ProgressBar(not args.quiet, desc=f"[{i}/{len(configs)}] {arm} n={cfg.size} seed={cfg.seed}")
         try:
             r = run(cfg, on_progress=bar, store=store)
@@ -433,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--section", help="replace only this named section of --out (between its markers), "
                                      "keeping the rest of the file")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the sweep's runs as Ray tasks: on this machine without an ADDRESS, else on the "
+                        "cluster whose head is at ADDRESS (host:port or ray://host:port); results land in "
+                        "this store, runs already stored are skipped")
+    s.add_argument("--workers", type=int, default=2, help="--ray on this machine: runs at a time (default 2)")
+    s.add_argument("--cpus-per-run", type=int, default=1, help="--ray: CPUs (torch threads) per run (default 1)")
     s.set_defaults(func=cmd_sweep)
 
     ls = sub.add_parser("runs", help="list stored runs")
