@@ -273,7 +273,10 @@ with st.sidebar:
     st.selectbox("In-domain task", ui.lab_tasks(), format_func=ui.task_title, **bind("task"))
     if not presenter:
         with st.expander("Your own data"):
-            own_data()
+            if st.session_state.get("charts_ready"):   # after the first paint, as the charts: its widget is heavy
+                own_data()
+            else:
+                st.caption("Loading the upload box…")
     card = info["card"]
     st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['test']:,} test · "
                f"{len(card['labels'])} labels: {', '.join(card['labels'][:8])}"

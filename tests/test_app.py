@@ -467,6 +467,8 @@ def test_a_wise_ft_result_draws_its_curve_and_rescores_another_mix_from_kept_wei
     RunStore().put(dataclasses.replace(preset, key=key, strategy="wise-ft", size=64, seed=7, cached=False,
                                        config=resolved.to_dict(), curve=curve, training_key=training_key))
     at = new_app({"strategy": "wise-ft", "size": "64", "seed": "7"})
+    if any(c.key == "confirm_long_run" for c in at.checkbox):      # five scorings: long on a slow machine
+        at.checkbox(key="confirm_long_run").check().run()
     at.button(key="run").click().run()
     assert_no_exception(at)
     assert any(t["name"].startswith("WiSE-FT curve") for t in plotly_data(at))
