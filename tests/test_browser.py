@@ -181,7 +181,7 @@ def test_page_switch_keeps_the_run_and_stop_ends_it(server, browser):
     page.get_by_text("Compare runs").wait_for(timeout=30_000)
     shot(page, "compare")
     page.get_by_role("link", name="Learn").click()
-    page.get_by_text("Catastrophic forgetting").wait_for(timeout=30_000)
+    page.get_by_text("Catastrophic forgetting", exact=True).wait_for(timeout=30_000)
     shot(page, "learn")
     page.get_by_role("link", name="Lab").click()
     page.locator('[data-testid="stProgress"]').wait_for(timeout=30_000)   # still running after the trip
