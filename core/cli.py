@@ -234,22 +234,18 @@ def parse_arm(text: str) -> tuple[str, dict]:
     return name.strip(), overrides
 
 
-def _strategy_name(name: str) -> str:
-    from .strategies import get_strategy
-
-    try:
-        return get_strategy(name).name
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-
-
 def sweep_configs(base: RunConfig, sizes, strategies, seeds, grid: dict) -> list[tuple[str, RunConfig]]:
     """(arm label, config) for every strategy arm x size x grid combination x seed."""
+    from .strategies import canonical_name
+
     names = list(grid)
     configs = []
     for arm, size, combo, seed in itertools.product(strategies, sizes, itertools.product(*grid.values()), seeds):
         strategy, overrides = parse_arm(arm)
-        label = ":".join([_strategy_name(strategy)] + arm.split(":")[1:])     # aliases under their real name
+        try:
+            label = ":".join([canonical_name(strategy)] + arm.split(":")[1:])     # aliases under their real name
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         configs.append((label, base.replace(strategy=strategy, size=size, seed=seed,
                                           **dict(zip(names, combo)), **overrides)))
     return configs

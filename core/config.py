@@ -30,6 +30,18 @@ def lab_home() -> Path:
     return path
 
 
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write a file whole or not at all: a crash mid-write, or two processes writing at once, leave
+    one complete file (the old one or the new one), never a half-written copy."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    if isinstance(data, str):
+        tmp.write_text(data)
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def cache_dir() -> Path:
     path = lab_home() / "cache"
     path.mkdir(parents=True, exist_ok=True)

@@ -366,9 +366,8 @@ def _cached_build(spec: "TaskSpec") -> Task:
     needs scikit-learn, whose import alone takes about a second, and the app's first page (and every
     worker's run) would pay it. A damaged or stale copy is rebuilt."""
     import json
-    import os
 
-    from .config import cache_dir
+    from .config import atomic_write, cache_dir
 
     raw = spec.load()
     h = hashlib.sha256(f"{BUILD_VERSION}|{SPLIT_SEED}|{VALIDATION_SIZE}|{spec.name}".encode())
@@ -387,10 +386,7 @@ def _cached_build(spec: "TaskSpec") -> Task:
     d = {"label_names": task.label_names, "train_texts": task.train_texts, "test_texts": task.test_texts,
          "val_texts": task.val_texts, "train_labels": task.train_labels.tolist(),
          "test_labels": task.test_labels.tolist(), "val_labels": task.val_labels.tolist()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(d))
-    os.replace(tmp, path)     # atomic: a crash leaves no half-written copy
+    atomic_write(path, json.dumps(d))
     return task
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import statistics
 from dataclasses import asdict, dataclass, field
 
@@ -254,11 +253,10 @@ def _read_mean_tokens() -> dict:
 
 
 def _write_mean_tokens(known: dict) -> None:
-    path = _mean_tokens_file()
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    from .config import atomic_write
+
     try:
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, path)           # atomic: two servers writing at once leave one whole file
+        atomic_write(_mean_tokens_file(), json.dumps(known))   # two servers writing at once: one whole file
     except OSError:
         pass                            # an unwritable cache costs time, never the estimate
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -83,7 +82,6 @@ class ParamCounter:
                     self.errors[key] = error
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.known))
-        os.replace(tmp, self.path)    # atomic: a crash leaves the old file
+        from .config import atomic_write
+
+        atomic_write(self.path, json.dumps(self.known))    # a crash leaves the old file

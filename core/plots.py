@@ -31,10 +31,11 @@ def marker_size(size: int) -> float:
     return 8 + 3 * max(0.0, math.log2(max(size, 1)) - 4)
 
 
-def hover_text(r) -> str:
+def hover_text(r, change: dict | None = None) -> str:
+    """`change`: the run's general_change(), when the caller has it already."""
     cfg = r.config
     knobs = ", ".join(f"{k}={cfg[k]}" for k in HOVER_FIELDS if cfg.get(k) not in (None, False))
-    change = r.general_change()
+    change = change if change is not None else r.general_change()
     paired = "" if change is None else f" ± {100 * change['ci95']:.1f} (paired 95 %)"
     moved = "" if r.weight_distance is None else f"<br>weights moved {100 * r.weight_distance:.2f} %" + (
         f", kept epoch {r.chosen_epoch}" if r.chosen_epoch is not None else "")
@@ -53,15 +54,11 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return sorted(front)
 
 
-def _general_ci(r) -> float | None:
-    change = r.general_change()
-    return None if change is None else 100 * change["ci95"]
-
-
 def _scatter(runs, name: str, strategy: str, hollow: bool) -> go.Scatter:
     # Horizontal bars: the paired 95 % interval of the general change (results without the
     # per-sentence outcomes, stored before they were kept, get none).
-    cis = [_general_ci(r) for r in runs]
+    changes = [r.general_change() for r in runs]
+    cis = [None if c is None else 100 * c["ci95"] for c in changes]
     error_x = dict(type="data", array=[c or 0 for c in cis], visible=True, thickness=1.5, width=4,
                    color=colour(strategy)) if any(c is not None for c in cis) else None
     return go.Scatter(
@@ -70,7 +67,7 @@ def _scatter(runs, name: str, strategy: str, hollow: bool) -> go.Scatter:
         marker=dict(size=[marker_size(r.size) for r in runs], color=colour(strategy),
                     symbol="circle-open" if hollow else "circle", line=dict(width=2 if hollow else 1,
                                                                                  color=colour(strategy))),
-        text=[hover_text(r) for r in runs], hovertemplate="%{text}<extra></extra>",
+        text=[hover_text(r, c) for r, c in zip(runs, changes)], hovertemplate="%{text}<extra></extra>",
         customdata=[r.key for r in runs])
 
 

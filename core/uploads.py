@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 from pathlib import Path
 
+from .config import atomic_write
 from .errors import DataError
 
 MAX_BYTES = 50 * 1024 * 1024      # the app's upload limit (.streamlit/config.toml says the same)
@@ -142,12 +142,12 @@ def save_upload(data: bytes, filename: str, text: str, label: str, split: str | 
     file_hash = hashlib.sha256(data).hexdigest()[:16]
     stored = folder / f"{file_hash}{ext}"
     if not stored.exists():
-        _atomic_write(stored, data)
+        atomic_write(stored, data)
     spec = {"file": stored.name, "name": Path(filename).name[:120], "text": text, "label": label, "split": split}
     task_hash = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     sidecar = folder / f"{task_hash}.json"
     if not sidecar.exists():
-        _atomic_write(sidecar, json.dumps(spec).encode())
+        atomic_write(sidecar, json.dumps(spec))
     return f"upload:{task_hash}"
 
 
@@ -184,8 +184,3 @@ def known_uploads() -> list[str]:
     files = sorted(uploads_dir().glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     return [f"upload:{p.stem}" for p in files if re.fullmatch(r"[0-9a-f]{16}", p.stem)]
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
