@@ -226,9 +226,12 @@ class JobManager:
 
     def __init__(self, store_path=None, model_name: str = "minilm", warm: bool = True, warm_after_s: float = 0.0,
                  worker_target=_worker_main):
-        """`warm_after_s`: wait this long before starting the first warm worker (unless a job comes),
-        so that the app's first page renders before torch is imported beside it. `worker_target`:
-        the worker process's function (tests give one that fails on purpose)."""
+        """`warm_after_s`: wait this long before starting a warm worker (unless a job comes), so that
+        a page renders before torch is imported beside it; `postpone_warmup` moves that time on for
+        every page that opens (importing torch and the model takes about 5 s of a core, and on two
+        cores it held a second tab's first page back by up to 2 s: docs/PERFORMANCE.md). A submitted
+        job never waits for it. `worker_target`: the worker process's function (tests give one that
+        fails on purpose)."""
         self.store_path = str(store_path) if store_path is not None else None
         self.log_path = _log_path(self.store_path)
         self.worker_target = worker_target
@@ -236,6 +239,7 @@ class JobManager:
         self.next_start_at = 0.0              # back-off: no new worker before this time
         self.start_problem: str | None = None  # what the last failed start said (None once one starts)
         self.warm_after_s = warm_after_s
+        self.warm_not_before = time.time() + warm_after_s   # no warm worker started before this, unless a job waits
         self.model_name = model_name
         self.ctx = mp.get_context("spawn")   # fork would copy the parent's torch threads and locks
         self.lock = threading.Condition()
@@ -384,14 +388,20 @@ class JobManager:
         job.position = 0
         self.lock.notify_all()
 
-    def _serve(self):
+    def postpone_warmup(self, seconds: float | None = None) -> None:
+        """A page is being drawn: start no warm worker for `seconds` (default: `warm_after_s`) more."""
         with self.lock:
-            if self.warm_after_s and not self.queue:
-                self.lock.wait(self.warm_after_s)     # a submit's notify ends the wait at once
+            self.warm_not_before = max(self.warm_not_before, time.time() + (self.warm_after_s if seconds is None
+                                                                             else seconds))
+
+    def _serve(self):
         while True:
             with self.lock:
                 if self.closed:
                     return
+                if not self.queue and time.time() < self.warm_not_before:
+                    self.lock.wait(min(0.5, self.warm_not_before - time.time()))   # a submit's notify ends it
+                    continue
                 if (self.worker is None or not self.worker.process.is_alive()) and (self.warm or self.queue):
                     if time.time() < self.next_start_at:          # backing off after failed starts
                         self.lock.wait(min(0.5, self.next_start_at - time.time()))
@@ -418,6 +428,8 @@ class JobManager:
             with self.lock:
                 self.current = None
                 self.worker = None           # a fresh process per run frees all its memory
+                # the finished run's page redraws its results now: the next worker warms after that
+                self.warm_not_before = max(self.warm_not_before, time.time() + self.warm_after_s)
                 self.lock.notify_all()
 
     def _wait_ready(self, worker: _Worker):

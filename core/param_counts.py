@@ -1,14 +1,19 @@
 """Trainable-parameter counts for the Lab's strategy list: computed off the page's path, kept on disk.
 
 Counting needs torch and the model (seconds on a fresh process). The page asks `get()` and shows
-"counting" until a background thread has built the classifier exactly as a run would
+"counting" until a background thread has had the classifier built exactly as a run would
 (core.models.trainable_params) and written the count to $FTLAB_HOME/cache/param_counts.json, so
-a later server start has every count it saw before at once.
+a later server start has every count it saw before at once. The building happens in a child
+process at the lowest CPU priority: torch imported in a thread of the server held the server's
+lock on Python for seconds (a second tab's first page took about 1 s longer) and kept torch's
+memory in the server for good.
 """
 from __future__ import annotations
 
-import gc
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +28,7 @@ class ParamCounter:
     def __init__(self, path: str | Path | None = None, delay_s: float = 2.0):
         self.path = Path(path) if path else cache_dir() / "param_counts.json"
         self.delay_s = delay_s          # let the first page render before torch is imported beside it
+        self.not_before = time.time() + delay_s
         self.lock = threading.Lock()
         self.known: dict[str, list] = self._read()
         self.errors: dict[str, str] = {}
@@ -58,30 +64,82 @@ class ParamCounter:
         with self.lock:
             return bool(self.todo)
 
+    def postpone(self, seconds: float | None = None) -> None:
+        """A page is being drawn: import no torch in this process for `seconds` (default `delay_s`) more."""
+        with self.lock:
+            self.not_before = max(self.not_before, time.time() + (self.delay_s if seconds is None else seconds))
+
     def _work(self) -> None:
-        time.sleep(self.delay_s)
-        from .models import trainable_params     # torch, once, in this thread
-
-        gc.freeze()      # torch's and transformers' objects live for good: keep them out of every collection
-
+        while (wait := self.not_before - time.time()) > 0:
+            time.sleep(min(wait, 0.5))
         while True:
             with self.lock:
-                if not self.todo:
-                    return
-                key, (cfg, num_labels) = next(iter(self.todo.items()))
-            try:
-                count, error = list(trainable_params(RunConfig.from_dict(cfg), num_labels)), None
-            except Exception as err:   # noqa: BLE001 - a model that cannot load: say so on the page
-                count, error = None, str(err)
-            with self.lock:
-                self.todo.pop(key, None)
-                if error is None:
-                    self.known[key] = count
-                    self._write()
-                else:
-                    self.errors[key] = error
+                batch = [[key, cfg, num_labels] for key, (cfg, num_labels) in self.todo.items()]
+            if not batch:
+                return
+            for key, count, error in _count_elsewhere(batch):
+                with self.lock:
+                    self.todo.pop(key, None)
+                    if error is None:
+                        self.known[key] = count
+                        self._write()
+                    else:
+                        self.errors[key] = error
 
     def _write(self) -> None:
         from .config import atomic_write
 
         atomic_write(self.path, json.dumps(self.known))    # a crash leaves the old file
+
+
+COUNT_TIMEOUT_S = 600
+
+
+def _count_elsewhere(batch: list) -> list:
+    """[(key, (trainable, total) or None, error or None)] for [[key, config dict, num_labels], ...],
+    counted by `python -m core.param_counts` at nice 19."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    try:
+        done = subprocess.run([sys.executable, "-m", "core.param_counts"], input=json.dumps(batch), text=True,
+                              capture_output=True, env=env, cwd=root, timeout=COUNT_TIMEOUT_S)
+        rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("[")]
+    except (OSError, subprocess.SubprocessError, ValueError) as err:
+        done, rows = None, []
+        problem = f"the counting process failed: {err}"
+    else:
+        problem = f"the counting process failed (exit code {done.returncode}): {done.stderr.strip()[-300:]}"
+    got = {row[0]: row for row in rows}
+    return [tuple(got.get(key, (key, None, problem))) for key, _, _ in batch]
+
+
+def _die_with_parent() -> None:
+    """Linux: end this child when the server that asked for the counts ends (no orphan importing torch)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _main() -> None:
+    """The child: read the batch from stdin, print one JSON line per count as it is done."""
+    try:
+        os.nice(19)          # the page and the training worker come first
+    except OSError:
+        pass
+    _die_with_parent()
+    from .models import trainable_params
+
+    for key, cfg, num_labels in json.loads(sys.stdin.read()):
+        try:
+            row = [key, list(trainable_params(RunConfig.from_dict(cfg), num_labels)), None]
+        except Exception as err:   # noqa: BLE001 - a model that cannot load: say so on the page
+            row = [key, None, str(err)]
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    _main()

@@ -318,15 +318,18 @@ with st.sidebar:
     # ------------------------------------------------------------------------ advanced (hidden for talks)
     if not presenter:
         with st.expander("Advanced"):
-            for knob in strategy.knobs:      # each strategy module declares its knobs (core/strategies)
-                knob_widget(knob, hint(knob.name))
-            number("max_length", "Max length (tokens)", 16, "%d", hint("max_length"))
-            number("seed", "Seed", 1, "%d", hint("seed"))
-            st.selectbox("Feature layer", [None, 1, 2, 3, 4, 5, 6], format_func=lambda v: "last" if v is None else str(v),
-                         **bind("feature_layer"))
-            st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))
-            number("eval_size", "Eval size (test texts)", 100, "%d", hint("eval_size"))
-            number("general_size", "General-benchmark size (per task)", 100, "%d", hint("general_size"))
+            if st.session_state.get("charts_ready"):   # after the first paint: a dozen widgets held the Run button back
+                for knob in strategy.knobs:      # each strategy module declares its knobs (core/strategies)
+                    knob_widget(knob, hint(knob.name))
+                number("max_length", "Max length (tokens)", 16, "%d", hint("max_length"))
+                number("seed", "Seed", 1, "%d", hint("seed"))
+                st.selectbox("Feature layer", [None, 1, 2, 3, 4, 5, 6],
+                             format_func=lambda v: "last" if v is None else str(v), **bind("feature_layer"))
+                st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))
+                number("eval_size", "Eval size (test texts)", 100, "%d", hint("eval_size"))
+                number("general_size", "General-benchmark size (per task)", 100, "%d", hint("general_size"))
+            else:
+                st.caption("Loading the advanced settings…")
     if counting:          # the counts arrive from a background thread: show them when they are there
         @st.fragment(run_every=1.0)
         def wait_for_counts():

@@ -157,6 +157,8 @@ def init_session() -> None:
     """On a session's first run, read the configuration and presenter mode from the link."""
     if "lab_cfg" in st.session_state:
         return
+    job_manager().postpone_warmup()      # this session's first page and its charts come before torch
+    param_counter().postpone()
     params = st.query_params.to_dict()
     cfg, errors = config_from_query(params)
     st.session_state.lab_cfg = cfg.to_dict()
@@ -314,8 +316,9 @@ def leave_guard(running: bool) -> None:
 # ---------------------------------------------------------------------------- charts after the first paint
 # Measured (docs/PERFORMANCE.md, first page): the browser holds the page back until plotly's script
 # has loaded and parsed, about a second here. So a session's first run draws the page without its
-# charts; a fragment whose timer runs in the browser (so only once the page is on screen) then asks
-# for the rerun that draws them.
+# charts; a fragment whose timer runs in the browser then asks for the rerun that draws them. The
+# timer starts when the fragment is mounted, not when the page is painted: at 0.1 s its rerun came
+# before the Run button was on screen and held it back to the plot's time; 0.3 s lets it paint first.
 def chart(make, key: str, placeholder: str = "Drawing the plot…") -> None:
     """`make(plots)` builds the figure from core.plots (imported here, off the first run's path:
     plotly costs a few hundred ms to import); presenter mode enlarges it."""
@@ -336,10 +339,11 @@ def draw_waiting_charts() -> None:
         return
     st.session_state["charts_armed"] = False
 
-    @st.fragment(run_every=0.1)
+    @st.fragment(run_every=0.3)
     def after_first_paint():
         if st.session_state.get("charts_armed"):     # a run from the browser's timer: the page is shown
             st.session_state["charts_ready"] = True
+            job_manager().postpone_warmup()          # plotly's script loads in the browser now: torch after it
             st.rerun()
         st.session_state["charts_armed"] = True      # the fragment's first run, inline in the script
 

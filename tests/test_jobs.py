@@ -247,3 +247,36 @@ def test_two_servers_on_one_data_folder_both_store_their_runs(tmp_path):
     finally:
         first.shutdown()
         second.shutdown()
+
+
+def test_a_page_being_drawn_postpones_the_warm_worker_but_never_a_submitted_job(tmp_path):
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=True, warm_after_s=0.2)
+    try:
+        m.postpone_warmup(600)                    # a page opened: no torch beside it for now
+        time.sleep(1.0)                           # well past warm_after_s
+        assert m.worker is None and not m.is_warm()
+        job = m.wait(m.submit(quick(35), owner="s1"), timeout=WAIT_S)   # a click does not wait
+        assert job.state == DONE, (job.state, job.error)
+    finally:
+        m.shutdown()
+
+
+def test_parameter_counts_come_from_a_child_process_and_never_import_torch_here(tmp_path):
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, time
+from core.config import RunConfig
+from core.param_counts import ParamCounter
+pc = ParamCounter(path={str(tmp_path / 'counts.json')!r}, delay_s=0)
+lora = RunConfig(task="r8", strategy="lora")
+assert pc.get(lora, 8) is None
+while pc.pending():
+    time.sleep(0.1)
+print(pc.get(lora, 8), "torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT_S, check=True)
+    trainable, total, torch_here = out.stdout.split()
+    assert trainable.strip("(,") == "76808" and total.strip(")") == "22716296" and torch_here == "False"
+    assert (tmp_path / "counts.json").exists()
