@@ -4,6 +4,7 @@ import streamlit as st
 
 from pages import ui
 from core import plots, stats
+from core.config import ConfigError
 from core.store import to_csv, to_json
 
 PCT, PTS = "%.1f %%", "%+.1f pts"      # printf formats; these columns hold fractions, multiplied by 100 below
@@ -55,6 +56,50 @@ def column_config(name: str):
 
 st.title("Compare runs")
 ui.sync_query()
+
+
+def sweep_form() -> None:
+    """Sizes x strategies x seeds on one task, everything else as the Lab is set: queued as one sweep on
+    Ray when the server has it (FTLAB_RAY_ADDRESS), else run by the local worker one after the other."""
+    from core.strategies import STRATEGIES
+    from core.sweeps import sweep_configs
+
+    dispatcher = ui.ray_dispatcher()
+    where = f"on {dispatcher.where}" if dispatcher else "by this machine's worker, one after the other"
+    with st.expander("Queue a sweep", expanded=bool(ui.session_sweeps())):
+        base = ui.lab_config()
+        st.caption(f"Sizes × strategies × seeds on one task; every other setting as in the Lab. Runs {where}; "
+                   "a run already stored is not run again.")
+        cols = st.columns([2, 2, 3, 1])
+        tasks = ui.lab_tasks()
+        task = cols[0].selectbox("Task", tasks, index=tasks.index(base.task) if base.task in tasks else 0,
+                                 format_func=ui.task_title, key="sweep_task")
+        sizes = ui.task_info(task)["sizes"]
+        picked_sizes = cols[1].multiselect("Sizes", sizes, default=[s for s in sizes if s in (64, 256)] or sizes[:1],
+                                           key="sweep_sizes")
+        names = cols[2].multiselect("Strategies", list(STRATEGIES), default=["feature-extraction", "full"],
+                                    format_func=lambda n: STRATEGIES[n].title, key="sweep_strategies")
+        n_seeds = cols[3].number_input("Seeds", 1, 10, 1, key="sweep_seeds",
+                                       help="How many seeds per cell, counting up from the Lab's seed.")
+        first_seed = base.seed or 0
+        labelled = sweep_configs(base.replace(task=task), picked_sizes, names,
+                                 list(range(first_seed, first_seed + int(n_seeds))), {})
+        configs = [c for _, c in labelled]
+        estimates = [ui.estimate_seconds(c) for c in configs]
+        total = None if None in estimates else sum(estimates)
+        if st.button(f"Queue {len(configs)} runs (about {ui.duration(total)} of compute)", disabled=not configs,
+                     key="sweep_queue", icon=":material/playlist_add:"):
+            try:
+                how = ui.queue_runs(configs, f"{ui.task_title(task)}: {len(configs)} runs")
+            except ConfigError as err:
+                ui.show_config_error(err)
+                return
+            if how == "local":
+                st.toast(f"Queued {len(configs)} runs; the Lab shows them training.")
+    ui.sweep_panel()
+
+
+sweep_form()
 runs = ui.store().list()
 older = len(ui.store().list(all_versions=True)) - len(runs)
 if older and st.toggle(f"Also show {older} run(s) measured by an older version of the lab", key="cmp_old",

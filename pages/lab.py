@@ -125,6 +125,7 @@ if not active and not presenter and not ui.job_manager().is_warm():
 
 # ---------------------------------------------------------------------------- the running job
 n_finished = len(jobs) - len(active)
+ui.sweep_panel()          # a Learn lesson or a Compare sweep on Ray (when the server has Ray)
 
 
 def describe(job) -> str:

@@ -131,8 +131,7 @@ for i, (title, text, configs) in enumerate(LESSONS):
         if st.button(f"Queue {len(configs)} run{'s' if len(configs) > 1 else ''} and watch in the Lab",
                      key=f"learn_{i}"):
             try:
-                for cfg in configs:
-                    ui.submit(cfg)
+                ui.queue_runs(configs, title)        # on Ray when the server has it, else the local queue
             except ConfigError as err:
                 ui.show_config_error(err)
                 st.stop()

@@ -21,7 +21,7 @@ from core.config import FIELD_TYPES, ConfigError, RunConfig  # noqa: F401  (FIEL
 from core.data import TASKS, load_task, log_sizes
 from core.errors import QueueFull
 from core.estimate import rates_from
-from core.jobs import FAILED, STOPPED, JobManager
+from core.jobs import FAILED, MAX_QUEUED_PER_OWNER, STOPPED, JobManager
 from core.param_counts import ParamCounter
 from core.presets import load_presets
 from core.store import RunStore
@@ -65,6 +65,79 @@ def submit(cfg: RunConfig, rescoring: bool = False) -> str:
     job_id = job_manager().submit(cfg, owner=session_owner(), estimate_s=estimate_seconds(cfg, rescoring))
     st.session_state.setdefault("jobs", []).append(job_id)
     return job_id
+
+
+@st.cache_resource
+def ray_dispatcher():
+    """The server's sweeps on Ray when whoever started it set FTLAB_RAY_ADDRESS (`local` or a
+    cluster's head); None otherwise, and the local job manager runs every queued run."""
+    from core.ray_sweep import RayDispatcher, configured
+
+    setting = configured()
+    return None if setting is None else RayDispatcher(**setting)
+
+
+def queue_runs(configs: list, title: str) -> str:
+    """Several runs at once (a Learn lesson, Compare's sweep): as one sweep on Ray when the server has
+    it, else each on the local job manager. Returns "ray" or "local"; ConfigError/QueueFull at once."""
+    dispatcher = ray_dispatcher()
+    if dispatcher is not None:
+        sweep_id = dispatcher.submit(configs, owner=session_owner(), title=title)
+        st.session_state.setdefault("sweeps", []).append(sweep_id)
+        return "ray"
+    waiting = sum(1 for j in session_jobs() if j.state == "queued")
+    if waiting + len(configs) > MAX_QUEUED_PER_OWNER:      # all or nothing, not the first few
+        raise QueueFull(f"{len(configs)} runs would make {waiting + len(configs)} waiting, and one session may queue "
+                        f"at most {MAX_QUEUED_PER_OWNER} on this machine's worker: pick fewer, or wait for the queue. "
+                        "(A server started with FTLAB_RAY_ADDRESS runs sweeps on Ray, without this limit.)")
+    for cfg in configs:
+        submit(cfg)
+    return "local"
+
+
+def session_sweeps() -> list:
+    dispatcher = ray_dispatcher()
+    if dispatcher is None:
+        return []
+    return [s for s in (dispatcher.get(i) for i in st.session_state.get("sweeps", [])) if s is not None]
+
+
+def sweep_panel() -> None:
+    """This session's sweeps on Ray: one progress bar each, a line per run as it lands, Stop; the page
+    reruns when a run lands so its plots and tables take it in."""
+    if not session_sweeps():
+        return
+
+    @st.fragment(run_every=1.0)
+    def panel():
+        sweeps = session_sweeps()
+        seen = st.session_state.setdefault("sweeps_seen", {})
+        changed = any(seen.get(s.id) != (len(s.landed), s.state) for s in sweeps)
+        for s in sweeps:
+            seen[s.id] = (len(s.landed), s.state)
+        if changed and st.session_state.pop("sweep_drawn", False):
+            st.rerun()                          # a run landed: the whole page draws it
+        st.session_state["sweep_drawn"] = True
+        for s in reversed(sweeps):
+            if s.finished and since(s.finished_at) > 600:
+                continue                        # an old sweep's lines are in Compare by now
+            with st.container(border=True):
+                where = ray_dispatcher().where
+                n = len(s.landed)
+                head = {"starting": f"Starting {where}…", "running": f"On {where}",
+                        "done": "Done", "stopped": "Stopped", "failed": "Failed"}[s.state]
+                st.progress(n / max(1, s.total), text=f"**{head}**: {s.title}, {n} of {s.total} runs stored "
+                                                       f"· {duration(since(s.started_at))} so far")
+                for label, r in s.landed[-8:]:
+                    cached = " (already stored)" if getattr(r, "cached", False) else ""
+                    st.caption(f"{r.strategy} · n={r.size} · seed {r.seed}: in-domain {100 * r.in_domain_acc:.1f} %, "
+                               f"general {100 * r.general_delta:+.1f} pts{cached}")
+                if s.error:
+                    st.error(f"**The sweep could not finish.** {s.error}", icon=ICON_ERROR)
+                if not s.finished and st.button("Stop the sweep", key=f"stop_{s.id}", icon=":material/stop:"):
+                    ray_dispatcher().stop(s.id)
+
+    panel()
 
 
 def session_jobs() -> list:

@@ -120,7 +120,8 @@ def test_sweep_writes_a_markdown_table(tmp_path):
 
 
 def test_sweep_arms_give_one_strategy_several_settings_and_a_section_keeps_the_rest(tmp_path, capsys):
-    from core.cli import parse_arm, write_doc
+    from core.cli import write_doc
+    from core.sweeps import parse_arm
 
     assert parse_arm("l2-sp:l2sp_alpha=100:epochs=5") == ("l2-sp", {"l2sp_alpha": 100.0, "epochs": 5})
     with pytest.raises(ConfigError, match="l2sp_alpah"):

@@ -58,3 +58,81 @@ def test_an_unreachable_cluster_is_a_clear_error_at_once(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert proc.returncode == 2 and "cannot reach a Ray cluster at 127.0.0.1:1" in proc.stderr
     assert time.time() - t < 60                              # not Ray's own minutes of retries
+
+
+# ---------------------------------------------------------------------------- the app's dispatcher
+
+TINY = dict(task="r8", size=16, epochs=1, max_length=32, eval_size=50, general_size=50)
+
+
+@pytest.fixture
+def local_ray():
+    import ray
+
+    yield
+    ray.shutdown()
+
+
+def wait_finished(get, timeout=400):
+    deadline = time.time() + timeout
+    while not get().finished:
+        assert time.time() < deadline, "the sweep did not end in time"
+        time.sleep(0.5)
+    return get()
+
+
+def test_the_servers_ray_setting_is_read_from_its_environment_only():
+    from core.config import ConfigError
+    from core.ray_sweep import configured
+
+    assert configured({}) is None and configured({"FTLAB_RAY_ADDRESS": ""}) is None
+    assert configured({"FTLAB_RAY_ADDRESS": "local"}) == {"address": None, "workers": 2, "cpus_per_run": 1}
+    assert configured({"FTLAB_RAY_ADDRESS": "head:6379", "FTLAB_RAY_WORKERS": "3"})["address"] == "head:6379"
+    with pytest.raises(ConfigError, match="whole numbers"):
+        configured({"FTLAB_RAY_ADDRESS": "local", "FTLAB_RAY_WORKERS": "two"})
+
+
+def test_with_ray_configured_the_compare_sweep_and_a_learn_lesson_go_to_ray(monkeypatch, local_ray):
+    from streamlit.testing.v1 import AppTest
+
+    from pages import ui
+    from core.store import RunStore
+
+    monkeypatch.setenv("FTLAB_RAY_ADDRESS", "local")
+    ui.ray_dispatcher.clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["charts_ready"] = True
+        for k, v in {"size": "16", "epochs": "1", "max_length": "32", "eval_size": "50", "general_size": "50",
+                     "seed": "42"}.items():
+            at.query_params[k] = v
+        at.run()
+        at.switch_page("pages/compare.py").run()
+        at.multiselect(key="sweep_sizes").set_value([16])
+        at.multiselect(key="sweep_strategies").set_value(["feature-extraction", "zero-shot"]).run()
+        button = at.button(key="sweep_queue")
+        assert button.label.startswith("Queue 2 runs")
+        button.click().run()
+        assert not at.exception and len(at.session_state["sweeps"]) == 1
+        dispatcher = ui.ray_dispatcher()
+        sweep = wait_finished(lambda: dispatcher.get(at.session_state["sweeps"][0]))
+        assert sweep.state == "done", sweep.error
+        at.run()
+        shown = [e.proto.text for e in at.get("progress")]
+        assert any("Done" in t and "2 of 2 runs stored" in t for t in shown), shown
+        stored = {(r.strategy, r.seed) for r in RunStore().list(task="r8")}
+        assert {("feature-extraction", 42), ("zero-shot", 42)} <= stored
+        assert "jobs" not in at.session_state or not at.session_state["jobs"]     # nothing went local
+        at.button(key="sweep_queue").click().run()        # the same sweep again: the store answers it
+        repeat = wait_finished(lambda: dispatcher.get(at.session_state["sweeps"][1]), timeout=120)
+        assert repeat.state == "done" and all(r.cached for _, r in repeat.landed) and len(repeat.landed) == 2
+
+        at.switch_page("pages/learn.py").run()
+        at.button(key="learn_0").click().run()           # "Overfitting": one full run, sent to Ray
+        assert not at.exception and len(at.session_state["sweeps"]) == 3
+        lesson = dispatcher.get(at.session_state["sweeps"][2])
+        assert lesson.title == "Overfitting" and lesson.total == 1
+        dispatcher.stop(lesson.id)
+        assert wait_finished(lambda: dispatcher.get(lesson.id), timeout=120).state == "stopped"
+    finally:
+        ui.ray_dispatcher.clear()
