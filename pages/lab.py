@@ -445,8 +445,10 @@ for problem in problems:
     st.warning(problem, icon=ui.ICON_WARNING)
 names = [p.name for p in found if cfg.task in p.tasks]
 # the task's own gallery by default (r8.json for R8); the remedies' and other sweeps' on request
-chosen = st.multiselect("Presets drawn (hollow markers)", names, default=[n for n in names if n == cfg.task] or names,
-                        key="lab_presets") if names else []
+default_presets = [n for n in names if n == cfg.task] or names
+# with the plot, after the first paint: one widget type less for the browser to fetch before the Run button
+chosen = (st.multiselect("Presets drawn (hollow markers)", names, default=default_presets, key="lab_presets")
+          if names and st.session_state.get("charts_ready") else st.session_state.get("lab_presets", default_presets))
 runs = ui.store().list(task=cfg.task)
 preset_runs = ui.preset_runs(cfg.task, chosen)
 if runs or preset_runs:

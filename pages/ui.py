@@ -105,10 +105,11 @@ def session_sweeps() -> list:
 def sweep_panel() -> None:
     """This session's sweeps on Ray: one progress bar each, a line per run as it lands, Stop; the page
     reruns when a run lands so its plots and tables take it in."""
-    if not session_sweeps():
+    sweeps = session_sweeps()
+    if not sweeps:
         return
 
-    @st.fragment(run_every=1.0)
+    @st.fragment(run_every=1.0 if any(not s.finished for s in sweeps) else None)   # no polling once all ended
     def panel():
         sweeps = session_sweeps()
         seen = st.session_state.setdefault("sweeps_seen", {})

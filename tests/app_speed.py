@@ -314,8 +314,8 @@ def report(before: dict | None, after: dict) -> str:
               "core (`core.jobs.ThreadGovernor`" + passive_note(after) + "). Before, the app's "
               "run alone was already slowed by the server's own core, so its busy/alone ratio compared two slow runs.",
               "- **The first page** no longer imports torch or loads the model (parameter counts come from a "
-              "background thread and a file under the lab's folder, the first worker starts 3 s after the page), "
-              "and a registered task is read from a JSON copy instead of being split again (the split's "
+              "child process at nice 19 and a file under the lab's folder; no warm worker starts while a page "
+              "is being drawn), and a registered task is read from a JSON copy instead of being split again (the split's "
               "scikit-learn import alone took about a second). Timed in the page (a MutationObserver), the "
               "Run button was in the document about 0.5 s after the server had sent it and only with the "
               "trade-off plot: the browser held the page back while it loaded plotly's script. A session's "
@@ -326,6 +326,19 @@ def report(before: dict | None, after: dict) -> str:
               "1.2 s to show its button here); the script's own first run takes about 0.6 s. Playwright's own "
               "wait lags the page by up to a second while plotly loads, so the painted time is the one to read. "
               "The second session opens while the first worker and the parameter counts start beside it.",
+              "- **The first page, second pass** (websocket frames and a Chromium trace of the page, py-spy "
+              "on the server): the Run button's message arrived about 0.5 s after the socket opened, but the "
+              "button entered the document up to 0.9 s later, after the charts' rerun: the fragment's 0.1 s "
+              "timer starts when it is mounted, not when the page is painted, so that rerun (and plotly's 4.7 MB "
+              "script, a 0.8-1 s task in the browser) overtook the first paint. The timer is 0.3 s now, and "
+              "the Advanced settings (a dozen number boxes) and the preset picker come with the charts: in an "
+              "A/B of bare pages, a dozen widgets after the button delayed its paint by about 0.3 s. A warm "
+              "worker (about 5 s of a core importing torch and transformers) starts only 3 s after the last "
+              "page began drawing (`JobManager.postpone_warmup`), and the parameter counts are built in a "
+              "child process: in a thread of the server, their torch import held Python's lock while a second "
+              "tab's page ran (that tab took up to 1 s longer). The measured starts run on a data folder whose "
+              "counts were made once before (a first start counts them, about 15 s at nice 19). Start to start "
+              "the figure varies by about ±0.3 s on this machine, so it is a median of several starts.",
               "", "Load average (1 min) at start / end: before "
               + col(before, lambda d: f"{d['load_start'][0]:.2f} / {d['load_end'][0]:.2f}")
               + f", after {after['load_start'][0]:.2f} / {after['load_end'][0]:.2f}."]

@@ -122,6 +122,8 @@ def test_with_ray_configured_the_compare_sweep_and_a_learn_lesson_go_to_ray(monk
         assert any("Done" in t and "2 of 2 runs stored" in t for t in shown), shown
         stored = {(r.strategy, r.seed) for r in RunStore().list(task="r8")}
         assert {("feature-extraction", 42), ("zero-shot", 42)} <= stored
+        table = at.dataframe[0].value                      # Compare's own table shows the sweep's runs
+        assert {("feature-extraction", 42), ("zero-shot", 42)} <= set(zip(table["strategy"], table["seed"]))
         assert "jobs" not in at.session_state or not at.session_state["jobs"]     # nothing went local
         at.button(key="sweep_queue").click().run()        # the same sweep again: the store answers it
         repeat = wait_finished(lambda: dispatcher.get(at.session_state["sweeps"][1]), timeout=120)

@@ -27,7 +27,10 @@ def test_l2sp_with_a_large_alpha_stays_near_the_pretrained_weights(small_csv):
     full = run(csv_config(small_csv, strategy="full", batch_size=2))
     pulled = run(csv_config(small_csv, strategy="l2-sp", batch_size=2, l2sp_alpha=1e4))
     plain = run(csv_config(small_csv, strategy="l2-sp", batch_size=2, l2sp_alpha=0.0))
-    assert plain.weight_distance == pytest.approx(full.weight_distance, rel=1e-6)   # alpha 0 = full fine-tuning
+    # alpha 0 = full fine-tuning. Not to the last bit: after some other tests in the same process the first
+    # run's bf16 training came out up to 1 % apart from an identical later one (0.001907 vs 0.001925);
+    # the pull of alpha 1e4 is a factor of five and more.
+    assert plain.weight_distance == pytest.approx(full.weight_distance, rel=0.02)
     assert 0 < pulled.weight_distance < 0.2 * full.weight_distance
 
 
