@@ -34,6 +34,7 @@ QUEUED, STARTING, RUNNING, DONE, FAILED, STOPPED = "queued", "starting", "runnin
 FINISHED = (DONE, FAILED, STOPPED)
 KILL_AFTER_S = 1.0      # a stopped worker that has not ended by then is terminated: Stop ends a run in ~1 s
 MAX_QUEUED_PER_OWNER = 8  # one session cannot hold the only worker with an endless queue (a lesson queues 4)
+MAX_WARM_POSTPONE_S = 10.0   # pages being drawn delay a warm worker's start by at most this much
 BACKOFF_S = (1, 2, 4, 8, 16, 30, 60)   # a worker that cannot start is retried after these waits, then every 60 s
 LOG_NAME = "worker.log"   # beside the run store: every failed run's traceback and each worker's stderr
 
@@ -240,6 +241,7 @@ class JobManager:
         self.start_problem: str | None = None  # what the last failed start said (None once one starts)
         self.warm_after_s = warm_after_s
         self.warm_not_before = time.time() + warm_after_s   # no warm worker started before this, unless a job waits
+        self.warm_due_at = self.warm_not_before              # when the next warm worker fell due (caps postponing)
         self.model_name = model_name
         self.ctx = mp.get_context("spawn")   # fork would copy the parent's torch threads and locks
         self.lock = threading.Condition()
@@ -389,10 +391,12 @@ class JobManager:
         self.lock.notify_all()
 
     def postpone_warmup(self, seconds: float | None = None) -> None:
-        """A page is being drawn: start no warm worker for `seconds` (default: `warm_after_s`) more."""
+        """A page is being drawn: start no warm worker for `seconds` (default: `warm_after_s`) more, but
+        never later than MAX_WARM_POSTPONE_S after it fell due (pages opened again and again, a tab
+        reloaded every few seconds, must not keep the worker cold for good)."""
         with self.lock:
-            self.warm_not_before = max(self.warm_not_before, time.time() + (self.warm_after_s if seconds is None
-                                                                             else seconds))
+            wanted = time.time() + (self.warm_after_s if seconds is None else seconds)
+            self.warm_not_before = max(self.warm_not_before, min(wanted, self.warm_due_at + MAX_WARM_POSTPONE_S))
 
     def _serve(self):
         while True:
@@ -430,6 +434,7 @@ class JobManager:
                 self.worker = None           # a fresh process per run frees all its memory
                 # the finished run's page redraws its results now: the next worker warms after that
                 self.warm_not_before = max(self.warm_not_before, time.time() + self.warm_after_s)
+                self.warm_due_at = self.warm_not_before
                 self.lock.notify_all()
 
     def _wait_ready(self, worker: _Worker):

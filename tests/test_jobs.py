@@ -249,7 +249,9 @@ def test_two_servers_on_one_data_folder_both_store_their_runs(tmp_path):
         second.shutdown()
 
 
-def test_a_page_being_drawn_postpones_the_warm_worker_but_never_a_submitted_job(tmp_path):
+def test_a_page_being_drawn_postpones_the_warm_worker_but_never_a_submitted_job(tmp_path, monkeypatch):
+    import core.jobs
+
     m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=True, warm_after_s=0.2)
     try:
         m.postpone_warmup(600)                    # a page opened: no torch beside it for now
@@ -259,6 +261,15 @@ def test_a_page_being_drawn_postpones_the_warm_worker_but_never_a_submitted_job(
         assert job.state == DONE, (job.state, job.error)
     finally:
         m.shutdown()
+    monkeypatch.setattr(core.jobs, "MAX_WARM_POSTPONE_S", 1.0)
+    capped = JobManager(store_path=tmp_path / "jobs.sqlite", warm=True, warm_after_s=0.2)
+    try:
+        for _ in range(3):                        # a tab reloaded again and again
+            capped.postpone_warmup(600)
+            time.sleep(0.2)
+        assert wait_for(lambda: capped.worker is not None, timeout=30)    # postponed, but not for good
+    finally:
+        capped.shutdown()
 
 
 def test_parameter_counts_come_from_a_child_process_and_never_import_torch_here(tmp_path):
