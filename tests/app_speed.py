@@ -300,6 +300,15 @@ def report(before: dict | None, after: dict) -> str:
     if after.get("first_page_measured"):
         lines += ["", f"The after column's first-page rows were measured again later (--only-first-page, "
                       f"{after['first_page_measured']}, {len(after['first_page_runs'])} fresh server starts)."]
+    ab = after.get("first_page_ab")
+    if ab:
+        fp, base = after["first_page"], ab["base"]
+        lines += ["", f"The same first-page measurement of the commit before the second pass ({ab['base_commit']}, "
+                      f"{ab['base_runs']} starts, the same hour): Run button painted {base['first_session_to_button_s']:.2f} s "
+                      f"for the first session and {base['second_session_to_button_s']:.2f} s for the second, against "
+                      f"{fp['first_session_to_button_s']:.2f} s and {fp['second_session_to_button_s']:.2f} s above. "
+                      "This machine's figures drift by a few tenths of a second over an hour, so compare within a row "
+                      "of measurements, not across sessions."]
     lines += ["", "Where the server's time went, and what changed (the rows above measure the effect):", "",
               "- **With a tab open and no run**, the server used a whole core: Streamlit's file watcher walked "
               "the repository's `.venv/` (about 51,000 files) on every inotify overflow. `.streamlit/config.toml` "
