@@ -259,25 +259,37 @@ class JobManager:
 
     def submit(self, config: RunConfig, owner: str = "", estimate_s: float | None = None) -> str:
         """Queue a run; one the store already has is done at once, without the worker."""
-        config.resolved()                     # a bad value fails here, in the caller, at once
-        stored = self._stored(config)
+        return self.submit_all([config], owner, [estimate_s])[0]
+
+    def submit_all(self, configs: list, owner: str = "", estimates: list | None = None) -> list[str]:
+        """Queue several runs, all or none: a bad value fails here, in the caller, and so does a set
+        that would take `owner` past MAX_QUEUED_PER_OWNER waiting runs (QueueFull, nothing queued).
+        The ones the store already has are done at once, without the worker, and count for nothing."""
+        estimates = list(estimates) if estimates is not None else [None] * len(configs)
+        for config in configs:
+            config.resolved()
+        stored = [self._stored(c) for c in configs]
         with self.lock:
             waiting = sum(1 for j in self.queue if self.jobs[j].owner == owner)
-            if stored is None and owner and waiting >= MAX_QUEUED_PER_OWNER:
-                raise QueueFull(f"this session already has {waiting} runs waiting, the most one session may "
-                                "queue: wait for them, or stop some, before queueing more")
-            job = Job(id=f"job{next(self.ids)}", config=config, owner=owner, estimate_s=estimate_s)
-            self.jobs[job.id] = job
-            if stored is not None:
-                stored.cached = True
-                job.result, job.started_at = stored, time.time()
-                job.progress = {"stage": "general", "fraction": 1.0, "message": "answered from the run store"}
-                self._finish(job, DONE)
-                return job.id
-            self.queue.append(job.id)
+            new = sum(1 for found in stored if found is None)
+            if owner and new and waiting + new > MAX_QUEUED_PER_OWNER:
+                raise QueueFull(f"this session has {waiting} runs waiting and asks for {new} more; one session may "
+                                f"queue at most {MAX_QUEUED_PER_OWNER}: wait for them, stop some, or queue fewer")
+            ids = []
+            for config, found, estimate in zip(configs, stored, estimates):
+                job = Job(id=f"job{next(self.ids)}", config=config, owner=owner, estimate_s=estimate)
+                self.jobs[job.id] = job
+                ids.append(job.id)
+                if found is not None:
+                    found.cached = True
+                    job.result, job.started_at = found, time.time()
+                    job.progress = {"stage": "general", "fraction": 1.0, "message": "answered from the run store"}
+                    self._finish(job, DONE)
+                else:
+                    self.queue.append(job.id)
             self._renumber()
             self.lock.notify_all()
-            return job.id
+            return ids
 
     def _stored(self, config: RunConfig):
         """The stored result of this configuration, if any (the same key as core.training.run's)."""

@@ -222,10 +222,6 @@ class RayDispatcher:
         if sweep is not None:
             sweep.stop_event.set()
 
-    def running(self) -> list:
-        with self.lock:
-            return [s for s in self.sweeps.values() if not s.finished]
-
     def _ensure_ray(self) -> None:
         """ray.init in a thread that lives as long as the server. A local Ray's processes die with the
         thread that started them (they are its children with a parent-death signal), so a sweep's own
@@ -253,7 +249,6 @@ class RayDispatcher:
         from .store import RunStore
 
         def landed(label, result, done, total):
-            sweep.state = "running"
             sweep.landed.append((label, result))
 
         try:

@@ -274,10 +274,8 @@ with st.sidebar:
     st.selectbox("In-domain task", ui.lab_tasks(), format_func=ui.task_title, **bind("task"))
     if not presenter:
         with st.expander("Your own data"):
-            if st.session_state.get("charts_ready"):   # after the first paint, as the charts: its widget is heavy
+            if ui.painted("Loading the upload box…"):      # its widget is heavy: after the first paint
                 own_data()
-            else:
-                st.caption("Loading the upload box…")
     card = info["card"]
     st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['test']:,} test · "
                f"{len(card['labels'])} labels: {', '.join(card['labels'][:8])}"
@@ -319,7 +317,7 @@ with st.sidebar:
     # ------------------------------------------------------------------------ advanced (hidden for talks)
     if not presenter:
         with st.expander("Advanced"):
-            if st.session_state.get("charts_ready"):   # after the first paint: a dozen widgets held the Run button back
+            if ui.painted("Loading the advanced settings…"):   # a dozen widgets held the Run button back
                 for knob in strategy.knobs:      # each strategy module declares its knobs (core/strategies)
                     knob_widget(knob, hint(knob.name))
                 number("max_length", "Max length (tokens)", 16, "%d", hint("max_length"))
@@ -329,8 +327,6 @@ with st.sidebar:
                 st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))
                 number("eval_size", "Eval size (test texts)", 100, "%d", hint("eval_size"))
                 number("general_size", "General-benchmark size (per task)", 100, "%d", hint("general_size"))
-            else:
-                st.caption("Loading the advanced settings…")
     if counting:          # the counts arrive from a background thread: show them when they are there
         @st.fragment(run_every=1.0)
         def wait_for_counts():
@@ -446,9 +442,12 @@ for problem in problems:
 names = [p.name for p in found if cfg.task in p.tasks]
 # the task's own gallery by default (r8.json for R8); the remedies' and other sweeps' on request
 default_presets = [n for n in names if n == cfg.task] or names
-# with the plot, after the first paint: one widget type less for the browser to fetch before the Run button
-chosen = (st.multiselect("Presets drawn (hollow markers)", names, default=default_presets, key="lab_presets")
-          if names and st.session_state.get("charts_ready") else st.session_state.get("lab_presets", default_presets))
+if not names:
+    chosen = []
+elif ui.painted():      # the picker comes with the plot: one widget type less to fetch before the Run button
+    chosen = st.multiselect("Presets drawn (hollow markers)", names, default=default_presets, key="lab_presets")
+else:
+    chosen = default_presets
 runs = ui.store().list(task=cfg.task)
 preset_runs = ui.preset_runs(cfg.task, chosen)
 if runs or preset_runs:

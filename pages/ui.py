@@ -21,7 +21,7 @@ from core.config import FIELD_TYPES, ConfigError, RunConfig  # noqa: F401  (FIEL
 from core.data import TASKS, load_task, log_sizes
 from core.errors import QueueFull
 from core.estimate import rates_from
-from core.jobs import FAILED, MAX_QUEUED_PER_OWNER, STOPPED, JobManager
+from core.jobs import FAILED, STOPPED, JobManager
 from core.param_counts import ParamCounter
 from core.presets import load_presets
 from core.store import RunStore
@@ -85,13 +85,9 @@ def queue_runs(configs: list, title: str) -> str:
         sweep_id = dispatcher.submit(configs, owner=session_owner(), title=title)
         st.session_state.setdefault("sweeps", []).append(sweep_id)
         return "ray"
-    waiting = sum(1 for j in session_jobs() if j.state == "queued")
-    if waiting + len(configs) > MAX_QUEUED_PER_OWNER:      # all or nothing, not the first few
-        raise QueueFull(f"{len(configs)} runs would make {waiting + len(configs)} waiting, and one session may queue "
-                        f"at most {MAX_QUEUED_PER_OWNER} on this machine's worker: pick fewer, or wait for the queue. "
-                        "(A server started with FTLAB_RAY_ADDRESS runs sweeps on Ray, without this limit.)")
-    for cfg in configs:
-        submit(cfg)
+    ids = job_manager().submit_all(configs, owner=session_owner(),        # all or nothing against the queue cap
+                                   estimates=[estimate_seconds(c) for c in configs])
+    st.session_state.setdefault("jobs", []).extend(ids)
     return "local"
 
 
@@ -393,12 +389,21 @@ def leave_guard(running: bool) -> None:
 # charts; a fragment whose timer runs in the browser then asks for the rerun that draws them. The
 # timer starts when the fragment is mounted, not when the page is painted: at 0.1 s its rerun came
 # before the Run button was on screen and held it back to the plot's time; 0.3 s lets it paint first.
+def painted(placeholder: str | None = None) -> bool:
+    """Whether the page is on screen, so heavy elements may be drawn (True from the rerun that the
+    page's last line asks for); before that, shows `placeholder` and makes sure that rerun comes."""
+    if st.session_state.get("charts_ready"):
+        return True
+    st.session_state["charts_waiting"] = True
+    if placeholder:
+        st.caption(placeholder)
+    return False
+
+
 def chart(make, key: str, placeholder: str = "Drawing the plot…") -> None:
     """`make(plots)` builds the figure from core.plots (imported here, off the first run's path:
     plotly costs a few hundred ms to import); presenter mode enlarges it."""
-    if not st.session_state.get("charts_ready"):
-        st.session_state["charts_waiting"] = True
-        st.caption(placeholder)
+    if not painted(placeholder):
         return
     from core import plots
 
@@ -407,7 +412,7 @@ def chart(make, key: str, placeholder: str = "Drawing the plot…") -> None:
 
 
 def draw_waiting_charts() -> None:
-    """The last line of a page that draws charts."""
+    """The last line of a page that draws charts or other elements held back by `painted()`."""
     if not st.session_state.pop("charts_waiting", False):
         st.session_state["charts_ready"] = True
         return

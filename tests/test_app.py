@@ -434,6 +434,18 @@ def test_first_run_holds_the_charts_back_until_the_browser_asks():
     assert plotly_data(at) and not any("Drawing the plot" in c.value for c in at.caption)
 
 
+def test_a_page_with_no_chart_still_asks_for_the_rerun_that_draws_the_held_back_widgets():
+    # A task with no stored run and no presets draws no chart; the Advanced settings it held back
+    # from the first paint must still come (before, the placeholder stayed until the next click).
+    at = new_app({"task": "clothing", "size": "16"}, charts_at_once=False)
+    assert not at.get("plotly_chart") and any("Loading the advanced settings" in c.value for c in at.caption)
+    assert at.session_state["charts_armed"] is True and "charts_ready" not in at.session_state
+    at.session_state["charts_ready"] = True
+    at.run()
+    assert not any("Loading the advanced settings" in c.value for c in at.caption)
+    assert at.number_input(key="cfg_seed") is not None
+
+
 @pytest.mark.parametrize("strategy, knob_label", [("lp-ft", "Head-only epochs"), ("l2-sp", "L2-SP alpha"),
                                                   ("wise-ft", "WiSE-FT mixing"), ("full", "Keep the best epoch")])
 def test_a_strategy_s_declared_knobs_become_the_lab_s_widgets(strategy, knob_label):

@@ -216,6 +216,10 @@ def test_one_session_can_queue_only_so_many_runs(manager):
     with pytest.raises(QueueFull, match="runs waiting"):
         manager.submit(long_run().replace(seed=99), owner="greedy")
     manager.submit(quick(74), owner="someone else")                   # another session still may
+    before = len(manager.queue)
+    with pytest.raises(QueueFull, match="asks for 9 more"):             # a lesson or sweep: all or none
+        manager.submit_all([long_run().replace(seed=200 + i) for i in range(MAX_QUEUED_PER_OWNER + 1)], owner="third")
+    assert len(manager.queue) == before
     for job_id in ids:
         manager.stop(job_id)
 
