@@ -335,19 +335,19 @@ def report(before: dict | None, after: dict) -> str:
               "1.2 s to show its button here); the script's own first run takes about 0.6 s. Playwright's own "
               "wait lags the page by up to a second while plotly loads, so the painted time is the one to read. "
               "The second session opens while the first worker and the parameter counts start beside it.",
-              "- **The first page, second pass** (websocket frames and a Chromium trace of the page, py-spy "
-              "on the server): the Run button's message arrived about 0.5 s after the socket opened, but the "
-              "button entered the document up to 0.9 s later, after the charts' rerun: the fragment's 0.1 s "
-              "timer starts when it is mounted, not when the page is painted, so that rerun (and plotly's 4.7 MB "
-              "script, a 0.8-1 s task in the browser) overtook the first paint. The timer is 0.3 s now, and "
-              "the Advanced settings (a dozen number boxes) and the preset picker come with the charts: in an "
-              "A/B of bare pages, a dozen widgets after the button delayed its paint by about 0.3 s. A warm "
-              "worker (about 5 s of a core importing torch and transformers) starts only 3 s after the last "
-              "page began drawing (`JobManager.postpone_warmup`), and the parameter counts are built in a "
-              "child process: in a thread of the server, their torch import held Python's lock while a second "
-              "tab's page ran (that tab took up to 1 s longer). The measured starts run on a data folder whose "
-              "counts were made once before (a first start counts them, about 15 s at nice 19). Start to start "
-              "the figure varies by about ±0.3 s on this machine, so it is a median of several starts.",
+              "- **The first page, second pass** (one-off diagnostics, not kept as scripts: websocket frame "
+              "times, a Chromium trace of the page, py-spy on the server): the Run button's message reached "
+              "the browser well before the button entered the document, which happened only after the charts' "
+              "rerun: the fragment's timer starts when it is mounted, not when the page is painted, so that "
+              "rerun (and plotly's script, the page's longest task) overtook the first paint. The timer is "
+              "0.3 s now (it was 0.1 s), and the Advanced settings (a dozen number boxes), the upload box and "
+              "the preset picker come with the charts (`ui.painted`). A warm worker (importing torch and "
+              "transformers takes seconds of a core) starts only `warm_after_s` after the last page began "
+              "drawing, at most 10 s late (`JobManager.postpone_warmup`), and the parameter counts are built "
+              "in a child process at nice 19: in a thread of the server, their torch import held Python's "
+              "lock while a second tab's page ran. The measured starts run on a data folder whose counts "
+              "were made once before (`count_parameters_once`). Start to start the figure varies by a few "
+              "tenths of a second on this machine, so it is a median of several starts.",
               "", "Load average (1 min) at start / end: before "
               + col(before, lambda d: f"{d['load_start'][0]:.2f} / {d['load_end'][0]:.2f}")
               + f", after {after['load_start'][0]:.2f} / {after['load_end'][0]:.2f}."]
