@@ -7,7 +7,7 @@ PORT    ?= 8501
 # localhost only; ADDRESS=0.0.0.0 serves the lab to other machines on the network (.streamlit/config.toml)
 ADDRESS ?= localhost
 
-.PHONY: setup browser run demo test test-fast results remedies presets bench bench-app clean
+.PHONY: setup browser run demo test test-fast tuning results remedies presets bench bench-app clean
 
 # torch is pinned to the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build).
 # The model and data packages are read by path, never imported: their declared deps are not needed.
@@ -37,6 +37,17 @@ test: setup browser
 
 test-fast: setup
 	$(BIN)/python -m pytest -q tests -m "not browser"
+
+# How the defaults were chosen (docs/DEFAULTS.md): on the validation split, never on the test split.
+TUNE := --task r8 --eval-split validation --eval-size all --general-size 500 --quiet
+tuning: setup
+	$(BIN)/python -m core sweep $(TUNE) --sizes 64 256 --strategies full --seeds 0 1 --lr 5e-5 \
+	  --grid head_lr=1e-3,1e-2,3e-2 --title "Full fine-tuning: the head's learning rate (R8 validation, encoder lr 5e-5)" \
+	  --out docs/tuning/full_head_lr.md
+	$(BIN)/python -m core sweep $(TUNE) --sizes 256 --strategies full --seeds 0 1 --grid lr=2e-5,5e-5,1e-4 \
+	  --title "Full fine-tuning: the encoder's learning rate (R8 validation, head lr 3e-2)" --out docs/tuning/full_lr.md
+	$(BIN)/python -m core sweep $(TUNE) --sizes 64 256 --strategies lora --seeds 0 1 --grid lr=5e-4,1e-3,3e-3 \
+	  --title "LoRA: the adapters' learning rate (R8 validation, head lr 3e-2)" --out docs/tuning/lora_lr.md
 
 # The published figures: docs/RESULTS.md and the app's preset gallery (assets/presets/r8.json).
 results: setup

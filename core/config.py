@@ -82,6 +82,7 @@ class RunConfig:
     wise_alpha: float | None = None  # WiSE-FT: 0 = pre-trained encoder, 1 = fine-tuned
     # evaluation
     eval_size: int | None = 2000    # in-domain test examples (seeded subset); None = whole test split
+    eval_split: str = "test"        # "test" for every reported figure; "validation" to choose defaults on
     general_size: int = 1000        # general benchmark: probe-train and probe-test sentences per task
     device: str = "auto"            # auto | cpu | cuda | mps
     precision: str = "auto"         # auto (bf16 where supported) | bf16 | fp32
@@ -144,6 +145,8 @@ class RunConfig:
             problem = knob.problem(getattr(self, knob.name))
             need(problem is None, problem or "")
         need(self.eval_size is None or self.eval_size >= 10, f"eval size must be at least 10 (got {self.eval_size})")
+        need(self.eval_split in ("test", "validation"),
+             f"eval split must be 'test' or 'validation' (got {self.eval_split!r})")
         need(50 <= self.general_size <= 5000,
              f"general benchmark size must be between 50 and 5000 sentences per task (got {self.general_size})")
         need(self.device in ("auto", "cpu", "cuda", "mps"), f"device must be auto, cpu, cuda or mps (got {self.device!r})")
@@ -151,7 +154,10 @@ class RunConfig:
 
     def key(self, model_identity: str, data_identity: str) -> str:
         """Stable hash of the whole resolved config plus what the model and data really are."""
-        payload = {"config": self.to_dict(), "model": model_identity, "data": data_identity, "v": RESULT_VERSION}
+        from .benchmark import settings
+
+        payload = {"config": self.to_dict(), "model": model_identity, "data": data_identity, "v": RESULT_VERSION,
+                   "benchmark": settings()}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -163,16 +169,19 @@ class RunConfig:
 
 
 # Fields read only after training: changing them re-scores kept weights (core.weights), no retraining.
-AFTER_TRAINING = ("wise_alpha", "eval_size", "general_size")
+AFTER_TRAINING = ("wise_alpha", "eval_size", "eval_split", "general_size")
 
 # Bump when a change to the training or evaluation code makes old stored results incomparable.
-RESULT_VERSION = 5   # 2: CPU training kernels (core/kernels.py); 3: their attention dropout scaled exactly;
+RESULT_VERSION = 6   # 2: CPU training kernels (core/kernels.py); 3: their attention dropout scaled exactly;
                      # 4: SFC64 dropout masks, bf16 attention scores, the in-domain predictions on the CPU kernels;
-                     # 5: the remedies' knobs in the config, weight distance in the result
+                     # 5: the remedies' knobs in the config, weight distance in the result;
+                     # 6: the general benchmark's version 2 (core.benchmark), a validation split of
+                     #    1,000 texts (the curves on 200 of them), eval_split
 # The oldest version measured the way this code measures: results from COMPARABLE_SINCE on share a
 # plot with new runs; older ones are listed only on request. Raise it with a change of measurement
-# (5 changed only the config's and the result's shape, so 4's figures still compare).
-COMPARABLE_SINCE = 4
+# (5 changed only the config's and the result's shape, so 4's figures still compare; 6 changed the
+# benchmark and the training pool, so nothing older does).
+COMPARABLE_SINCE = 6
 
 def strategy_fields() -> set[str]:
     """Fields that only some strategies read (their knobs); resolved() clears the others."""

@@ -47,6 +47,7 @@ class RunResult:
     per_class: list = field(default_factory=list)  # per label: name, support, recall, precision, predicted
     confusion: list = field(default_factory=list)  # in-domain test set: [true label][predicted label] counts
     result_version: int = field(default_factory=lambda: _result_version())   # of the code that measured it
+    benchmark: dict = field(default_factory=dict)   # the general benchmark's settings (core.benchmark.settings)
 
     @property
     def overfit_gap(self) -> float:

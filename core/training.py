@@ -22,7 +22,7 @@ from torch import nn
 
 from .benchmark import GeneralBenchmark
 from .config import RunConfig
-from .data import eval_subset, load_task, sample_train
+from .data import GENERAL_NAMES, curve_subset, eval_subset, held_out, load_task, sample_train
 from .errors import ConfigError, DataError, ModelError, RunError, RunStopped  # noqa: F401  (re-exported)
 from .estimate import STAGES, Clock, Work, predict as predict_stages, rates_from, step_seconds
 from .features import (FeatureCache, collate, corpus_identity, encode, length_grouped_batches, padding_fraction,
@@ -145,8 +145,8 @@ def _work(cfg, strategy, task, sample, env, head_epochs: int, scorings: int, tra
     uncached = 0
     if not strategy.trains_encoder:      # frozen features: only rows not yet on disk cost a forward
         for texts, toks, rows in ((task.train_texts, sample.tok_train, sample.train_idx),
-                                  (task.val_texts, sample.tok_val, None), (task.test_texts, sample.tok_test,
-                                                                           sample.test_idx)):
+                                  (task.val_texts, sample.tok_val, sample.val_idx),
+                                  (sample.eval_texts, sample.tok_test, sample.test_idx)):
             cache = FeatureCache(env.model_id, corpus_identity(texts), cfg.feature_layer, cfg.pooling, cfg.max_length,
                                  env.device, env.dtype, len(texts))
             missing = cache.missing(np.arange(len(texts)) if rows is None else rows)
@@ -237,8 +237,8 @@ class CachedFeatures:
             return lambda rows: tokenize(env.tokenizer, [texts[i] for i in rows], cfg.max_length)
 
         self.features = {"train": cached(task.train_texts, sample.train_idx, tokens_of(task.train_texts)),
-                         "val": cached(task.val_texts, np.arange(len(task.val_texts)), tokens_of(task.val_texts)),
-                         "test": cached(task.test_texts, sample.test_idx, tokens_of(task.test_texts))}
+                         "val": cached(task.val_texts, sample.val_idx, tokens_of(task.val_texts)),
+                         "test": cached(sample.eval_texts, sample.test_idx, tokens_of(sample.eval_texts))}
 
     def batches(self, epoch):
         return [torch.from_numpy(idx).to(self.env.device) for idx in self.plan(epoch)]
@@ -301,7 +301,9 @@ class Loaded:
 @dataclass
 class Sample:
     train_idx: np.ndarray
-    test_idx: np.ndarray
+    val_idx: np.ndarray       # the validation texts of the per-epoch curves (data.curve_subset)
+    test_idx: np.ndarray      # the evaluated texts: of the test split, or of validation (cfg.eval_split)
+    eval_texts: list          # that split's texts, which test_idx indexes
     y_train: np.ndarray
     y_val: np.ndarray
     y_test: np.ndarray
@@ -337,17 +339,22 @@ def load(cfg: RunConfig, model_id: str) -> Loaded:
     if device.type == "cpu":
         keep_freed_memory()
     torch.manual_seed(cfg.seed)
+    # The general benchmark always scores in fp32, whatever the run trains in: bf16 kernels differ
+    # between hosts, and so did the pre-trained reference (tests/reference_stability.py)
     return Loaded(tokenizer, base, device, dtype, tokenizer.pad_token_id, model_id,
-                  GeneralBenchmark(model_id, tokenizer, device, dtype, cfg.general_size))
+                  GeneralBenchmark(model_id, tokenizer, device, None, cfg.general_size))
 
 
 def sample_and_tokenize(cfg: RunConfig, task, tokenizer) -> Sample:
     train_idx = sample_train(task, cfg.size, cfg.seed)
-    test_idx = eval_subset(task, cfg.eval_size)
-    return Sample(train_idx, test_idx, task.train_labels[train_idx], task.val_labels, task.test_labels[test_idx],
+    val_idx = curve_subset(task)
+    eval_texts, eval_labels = held_out(task, cfg.eval_split)
+    test_idx = eval_subset(task, cfg.eval_size, cfg.eval_split)
+    return Sample(train_idx, val_idx, test_idx, eval_texts, task.train_labels[train_idx], task.val_labels[val_idx],
+                  eval_labels[test_idx],
                   tokenize(tokenizer, [task.train_texts[i] for i in train_idx], cfg.max_length),
-                  tokenize(tokenizer, task.val_texts, cfg.max_length),
-                  tokenize(tokenizer, [task.test_texts[i] for i in test_idx], cfg.max_length))
+                  tokenize(tokenizer, [task.val_texts[i] for i in val_idx], cfg.max_length),
+                  tokenize(tokenizer, [eval_texts[i] for i in test_idx], cfg.max_length))
 
 
 def adapt(cfg: RunConfig, strategy, task, env: Loaded):
@@ -505,7 +512,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         timings["general_live"] = report.live_seconds       # part of training: its cost, measured
 
         t = time.perf_counter()
-        report("evaluating", 0, 1, f"in-domain test set ({len(sample.test_idx)} texts)", force=True)
+        report("evaluating", 0, 1, f"in-domain {cfg.eval_split} set ({len(sample.test_idx)} texts)", force=True)
         tuned = {n: p.detach().clone() for n, p in model.encoder.named_parameters()} if strategy.finish else None
 
         def set_point(a):      # WiSE-FT: the encoder at strength a of its finish step
@@ -523,7 +530,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         timings["evaluating"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        report("general", 0, 1, "general benchmark: MR, CR, TREC-6, Rotten Tomatoes", force=True)
+        report("general", 0, 1, f"general benchmark: {GENERAL_NAMES}", force=True)
         _, pretrained = env.benchmark.reference(env.base, poll)
         generals = {}
         for a in points:
@@ -569,7 +576,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         work=asdict(work), estimate=estimate, weight_distance=distance, chosen_epoch=chosen_epoch, curve=curve,
         rescored=kept is not None, training_key=train_key, test_correct=pack(test_pred == y_test),
         per_class=per_class(y_test, test_pred, task.label_names),
-        confusion=confusion(y_test, test_pred, task.num_labels))
+        confusion=confusion(y_test, test_pred, task.num_labels), benchmark=env.benchmark.settings())
     if store is not None:
         store.put(result)
     report("general", 1, 1, "done", force=True)

@@ -172,10 +172,11 @@ if len(shown) >= 2:
     b_key = cols[1].selectbox("Run B (the baseline)", keys, index=1, format_func=lambda k: label(by_key[k]),
                               key="cmp_pair_b")
     a, b = by_key[a_key], by_key[b_key]
-    same_test = (a.task == b.task and a.n_eval == b.n_eval and a.config.get("eval_size") == b.config.get("eval_size"))
+    same_test = (a.task == b.task and a.n_eval == b.n_eval and a.config.get("eval_size") == b.config.get("eval_size")
+                 and a.config.get("eval_split", "test") == b.config.get("eval_split", "test"))
     inside = stats.in_domain_change(a.test_correct, b.test_correct) if same_test else None
     general = stats.general_change(a.general, b.general) if a.config.get("general_size") == b.config.get(
-        "general_size") and a.config.get("model") == b.config.get("model") else None
+        "general_size") and a.config.get("model") == b.config.get("model") and a.benchmark == b.benchmark else None
     cols = st.columns(2)
     if inside is not None:
         low, high = inside["bootstrap95"]
@@ -186,13 +187,13 @@ if len(shown) >= 2:
                             f"over the same {a.n_eval:,} test texts.")
     else:
         cols[0].info("In-domain: no paired comparison. The two runs were not scored on the same test texts "
-                     "(another task or eval size), or one was stored before per-text outcomes were kept.")
+                     "(another task, eval size or split), or one was stored before per-text outcomes were kept.")
     if general is not None:
         cols[1].metric("General score (fixed probe), A − B", f"{100 * general['change']:+.1f} pts",
                        f"± {100 * general['ci95']:.1f} (95 %): {stats.verdict(general['change'], general['se'])}",
                        delta_color="off", delta_arrow="off")
     else:
-        cols[1].info("General score: no paired comparison (another model or benchmark size, or a run stored "
+        cols[1].info("General score: no paired comparison (another model, benchmark or benchmark size, or a run stored "
                      "before per-sentence outcomes were kept).")
     if a.task == b.task and a.per_class and b.per_class:
         figure_with_download(plots.per_class_change_figure(a, b), "per_class_change", "cmp_per_class")

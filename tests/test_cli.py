@@ -35,7 +35,7 @@ def test_list():
     for name in ("minilm", "r8", "sms-spam", "trec6", "feature-extraction", "full", "lora", "bitfit"):
         assert name in out
     data = json.loads(cli("list", "--json").stdout)
-    assert set(data) == {"models", "tasks", "strategies"} and "r8" in data["tasks"] and data["tasks"]["mr"]["general"]
+    assert set(data) == {"models", "tasks", "strategies"} and "r8" in data["tasks"] and data["tasks"]["20ng"]["general"]
 
 
 @pytest.fixture(scope="module")

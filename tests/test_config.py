@@ -51,7 +51,7 @@ def test_equal_configs_hash_equal():
 
 
 @pytest.mark.parametrize("change", [dict(seed=1), dict(size=32), dict(lr=1e-4), dict(strategy="lora"),
-                                    dict(task="mr"), dict(max_length=64), dict(freeze_layers=1)])
+                                    dict(task="rt"), dict(max_length=64), dict(freeze_layers=1)])
 def test_different_configs_hash_differently(change):
     base = RunConfig(strategy="full").resolved()
     assert base.key(*KEY_ARGS) != RunConfig(strategy="full").replace(**change).resolved().key(*KEY_ARGS)

@@ -172,7 +172,7 @@ class _Data:
     """The task's texts, the run's training sample, test subset and validation set, tokenized."""
 
     def __init__(self, cfg):
-        from ..data import eval_subset, load_task, sample_train
+        from ..data import curve_subset, eval_subset, load_task, sample_train
         from ..features import tokenize
         from ..models import load_base
 
@@ -185,7 +185,7 @@ class _Data:
         self.y_train = task.train_labels[self.train_idx]
         self.y_test = task.test_labels[self.test_idx]
         self.tok_train = tokenize(self.tokenizer, self.train_texts, cfg.max_length)
-        self.tok_val = tokenize(self.tokenizer, task.val_texts, cfg.max_length)
+        self.tok_val = tokenize(self.tokenizer, [task.val_texts[i] for i in curve_subset(task)], cfg.max_length)
         self.tok_test = tokenize(self.tokenizer, self.test_texts, cfg.max_length)
 
     def tokens(self, which: str) -> int:
