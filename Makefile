@@ -44,9 +44,9 @@ tuning: setup
 	$(BIN)/python -m core sweep $(TUNE) --sizes 64 256 --strategies full --seeds 0 1 --lr 5e-5 \
 	  --grid head_lr=1e-3,1e-2,3e-2 --title "Full fine-tuning: the head's learning rate (R8 validation, encoder lr 5e-5)" \
 	  --out docs/tuning/full_head_lr.md
-	$(BIN)/python -m core sweep $(TUNE) --sizes 256 --strategies full --seeds 0 1 --grid lr=2e-5,5e-5,1e-4 \
+	$(BIN)/python -m core sweep $(TUNE) --sizes 64 256 --strategies full --seeds 0 1 --grid lr=2e-5,5e-5,1e-4,2e-4 \
 	  --title "Full fine-tuning: the encoder's learning rate (R8 validation, head lr 3e-2)" --out docs/tuning/full_lr.md
-	$(BIN)/python -m core sweep $(TUNE) --sizes 64 256 --strategies lora --seeds 0 1 --grid lr=5e-4,1e-3,3e-3 \
+	$(BIN)/python -m core sweep $(TUNE) --sizes 64 256 --strategies lora --seeds 0 1 --grid lr=5e-4,1e-3,3e-3,1e-2 \
 	  --title "LoRA: the adapters' learning rate (R8 validation, head lr 3e-2)" --out docs/tuning/lora_lr.md
 
 # The published figures: docs/RESULTS.md and the app's preset gallery (assets/presets/r8.json).

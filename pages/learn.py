@@ -29,8 +29,10 @@ LESSONS = [
     ("Catastrophic forgetting",
      "Fine-tuning moves the encoder's weights towards one task. Skills the task does not exercise can be "
      "overwritten on the way: the model gets better at your data and worse at everything else. The lab "
-     "measures this with a general benchmark of four sentence tasks the model never trains on (about 3,700 "
-     "test sentences). On the trade-off plot, a run that forgot lands left of the dashed line, with a bar for "
+     "measures this with a general benchmark of four tasks the model never trains on, each a different skill: "
+     "the topic of informal posts (20 Newsgroups), the sentiment of product reviews (CR) and of film critics "
+     "(Rotten Tomatoes), and what a question asks for (TREC-6); about 3,700 test sentences, none of them in any "
+     "other task. On the trade-off plot, a run that forgot lands left of the dashed line, with a bar for "
      "its paired 95 % interval: a change inside it is noise. A higher learning rate pushes it further; watch "
      "the run's path walk left, epoch by epoch, while it trains.",
      [RunConfig(task=task, strategy="full", size=256), RunConfig(task=task, strategy="full", size=256, lr=2e-4)]),

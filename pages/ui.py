@@ -199,8 +199,10 @@ def presets():
 
 
 def preset_runs(task: str | None = None, names=None) -> list:
+    """Preset runs measured the way this code measures (an older benchmark's are not comparable)."""
     found, _ = presets()
-    return [r for p in found if names is None or p.name in names for r in p.runs if task is None or r.task == task]
+    return [r for p in found if names is None or p.name in names for r in p.runs
+            if (task is None or r.task == task) and r.current]
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -9,6 +9,7 @@ bits; this script compares every variant with the default one of the same precis
 the counts of sentences that flipped, and the time of one encoder pass over the benchmark.
 
     python tests/reference_stability.py --json-out docs/perf/reference_stability.json
+    python tests/reference_stability.py --against-presets    # the shipped presets against a live reference
 """
 from __future__ import annotations
 
@@ -63,13 +64,41 @@ def flips(a: dict, b: dict) -> int:
     return int(sum((unpack(a[k]) != unpack(b[k])).sum() for k in a))
 
 
+def against_presets() -> None:
+    """The reference scored here, now, against the one every preset run carries: sentences apart."""
+    import torch  # noqa: F401  (before core: the lab's own import order)
+
+    sys.path.insert(0, str(ROOT))
+    from core.presets import load_presets
+    from core.training import load, resolve
+
+    cfg, _, _, model_id, _ = resolve(__import__("core.config", fromlist=["RunConfig"]).RunConfig())
+    env = load(cfg, model_id)
+    _, live = env.benchmark.reference(env.base)
+    live_bits = {k: v["correct"] for k, v in live.per_task.items()}
+    presets, problems = load_presets()
+    for preset in presets:
+        apart = sorted({flips(live_bits, {k: v["correct"] for k, v in r.pretrained_general["per_task"].items()})
+                        for r in preset.runs if r.config.get("general_size") == cfg.general_size
+                        and set(r.pretrained_general["per_task"]) == set(live_bits)})
+        print(f"{preset.name}: {len(preset.runs)} runs; live reference {100 * live.score:.4f} %; "
+              f"sentences apart: {apart or 'no run on this benchmark'}")
+    for problem in problems:
+        print(problem)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json-out")
     ap.add_argument("--child", nargs=2)
+    ap.add_argument("--against-presets", action="store_true",
+                    help="compare the reference scored here with the one stored in every preset run")
     args = ap.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]))
+        return
+    if args.against_presets:
+        against_presets()
         return
     sys.path.insert(0, str(ROOT))
     rows, base = [], {}

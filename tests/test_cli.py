@@ -111,7 +111,7 @@ def test_sweep_writes_a_markdown_table(tmp_path):
     text = out.read_text()
     assert text.startswith("# Tiny sweep\n")
     table = [line for line in text.splitlines() if line.startswith("|")]
-    assert table[0].startswith("| strategy | size | seeds | in-domain acc |")
+    assert table[0].startswith("| strategy | size | seeds | in-domain test acc |")
     assert set(table[1]) <= set("|-")
     assert len(table) == 3 and table[2].startswith("| feature-extraction | 16 | 2 | ")    # one cell, two seeds
     runs = json.loads(js.read_text())["runs"]

@@ -171,10 +171,13 @@ def test_a_lesson_s_config_finds_the_preset_runs_made_with_its_settings():
 
     from core.presets import load_presets, measured
 
+    from core.strategies import full as full_strategy
+
     runs = [r for p in load_presets()[0] for r in p.runs]
+    default_lr = full_strategy.DEFAULTS["lr"]
     full = [r for r in runs if r.strategy == "full" and r.size == 256 and not r.config.get("best_epoch")
-            and r.config.get("lr") == 5e-5]
-    got = measured(RunConfig(strategy="full", size=256), runs)         # lr None: the strategy's 5e-5
+            and r.config.get("lr") == default_lr]
+    got = measured(RunConfig(strategy="full", size=256), runs)         # lr None: the strategy's default
     assert got["runs"] == len(full) >= 3
     assert got["in_domain"] == pytest.approx(statistics.fmean(r.in_domain_acc for r in full))
     assert measured(RunConfig(strategy="full", size=256, lr=1e-3), runs) is None

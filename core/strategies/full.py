@@ -7,7 +7,7 @@ FREEZE_LAYERS = Knob("freeze_layers", "frozen layers", "bottom encoder layers (a
 LAYER_LR_DECAY = Knob("layer_lr_decay", "layer-wise lr decay", "layer l learns at lr * decay^(layers - l); 1 = the same rate for all",
                       0, 1, low_open=True, step=0.05)
 KNOBS = (LR,) + COMMON + (FREEZE_LAYERS, LAYER_LR_DECAY)
-DEFAULTS = {"lr": 5e-5, "head_lr": 3e-2, "epochs": 3, "batch_size": 16, "dropout": 0.1}
+DEFAULTS = {"lr": 1e-4, "head_lr": 3e-2, "epochs": 3, "batch_size": 16, "dropout": 0.1}   # docs/DEFAULTS.md
 
 
 def adapt(model, cfg, head_lr=None):

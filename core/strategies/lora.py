@@ -31,7 +31,7 @@ STRATEGY = Strategy(
     name="lora",
     title="LoRA (low-rank adapters)",
     summary="Freeze the encoder and learn low-rank updates to chosen projections, plus the head.",
-    defaults={"lr": 1e-3, "head_lr": 3e-2, "epochs": 3, "batch_size": 16, "dropout": 0.1},
+    defaults={"lr": 3e-3, "head_lr": 3e-2, "epochs": 3, "batch_size": 16, "dropout": 0.1},   # docs/DEFAULTS.md
     knobs=KNOBS,
     adapt=adapt,
 )
