@@ -53,7 +53,7 @@ tuning: setup
 results: setup
 	$(BIN)/python -m core sweep --task r8 --sizes 64 256 1024 --strategies feature-extraction full lora \
 	  --seeds 0 1 2 --title "In-domain accuracy against general score (R8)" \
-	  --out docs/RESULTS.md --section r8 --json-out assets/presets/r8.json
+	  --out docs/RESULTS.md --section r8 --json-out assets/presets/r8.json --per-class
 
 # The remedies for forgetting against full fine-tuning, and full fine-tuning pushed too far (docs/RESULTS.md).
 REMEDIES := zero-shot full lp-ft l2-sp:l2sp_alpha=10 l2-sp:l2sp_alpha=1000 wise-ft full:best_epoch=true

@@ -269,6 +269,33 @@ def curve_table(labelled) -> str:
     return "\n".join(lines)
 
 
+def per_class_table(labelled) -> str:
+    """Markdown: per cell (arm, size), each label's recall on the in-domain test texts, mean over
+    seeds, labels by support (the commonest first), and how often the commonest label was predicted
+    against how often it is true: a strategy that leans on the majority on small, skewed data shows
+    as a first column near 100 % and a predicted share above the true one. '' if no run has it."""
+    cells = {}
+    for arm, r in labelled:
+        if r.per_class:
+            cells.setdefault((arm, r.size), []).append(r)
+    if not cells:
+        return ""
+    first = next(iter(cells.values()))[0]
+    labels = [c["label"] for c in sorted(first.per_class, key=lambda c: -c["support"])]
+    total = sum(c["support"] for c in first.per_class)
+    top = labels[0]
+    head = ["strategy", "size", "seeds"] + [f"{lab} ({next(c['support'] for c in first.per_class if c['label'] == lab)})"
+                                            for lab in labels] + [f"predicted {top} / true {top}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (arm, size), rs in cells.items():
+        by = [{c["label"]: c for c in r.per_class} for r in rs]
+        recall = [statistics.fmean(100 * (b[lab]["recall"] or 0) for b in by) for lab in labels]
+        shares = statistics.fmean(b[top]["predicted"] for b in by) / total
+        lines.append("| " + " | ".join([arm, str(size), str(len(rs))] + [f"{v:.0f}" for v in recall]
+                                       + [f"{100 * shares:.1f} % / {100 * by[0][top]['support'] / total:.1f} %"]) + " |")
+    return "\n".join(lines)
+
+
 def sweep_on_ray(configs, store, args, grid) -> list:
     """The sweep's runs as Ray tasks (core.ray_sweep): one progress bar over the sweep, a line per
     run as it lands; the results are stored here, by this process."""
@@ -338,6 +365,10 @@ def cmd_sweep(args, store):
                   "sentences before and after, core/stats.py), averaged over the seeds." if "paired 95" in table else "")
                + (" Weight distance: ||θ − θ₀|| / ||θ₀|| of the encoder at the end, in percent; kept epoch: "
                   "the epoch best_epoch kept, per seed." if "weight distance" in table else ""), "", table, ""]
+        if args.per_class:
+            doc += ["Per class: each label's recall on the in-domain test texts in percent, mean over seeds "
+                    "(labels by their number of test texts, in brackets), and the share of test texts given the "
+                    "commonest label against its true share:", "", per_class_table(labelled), ""]
         if curves:
             doc += ["Each WiSE-FT run scored at every mixing a (θ(a) = (1 − a) θ₀ + a θ_ft, head as "
                     "fine-tuned), from the same training:", "", curves, ""]
@@ -401,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", nargs="*", help="extra axes, e.g. lr=2e-5,5e-5,1e-4 epochs=3,5")
     s.add_argument("--out", help="write the table as markdown here (e.g. docs/RESULTS.md)")
     s.add_argument("--json-out", help="also write every run's full result as JSON here")
+    s.add_argument("--per-class", action="store_true", help="also write each label's recall per cell to --out")
     s.add_argument("--title", default="Results")
     s.add_argument("--section", help="replace only this named section of --out (between its markers), "
                                      "keeping the rest of the file")

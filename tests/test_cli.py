@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -134,3 +135,19 @@ def test_sweep_arms_give_one_strategy_several_settings_and_a_section_keeps_the_r
     text = doc.read_text()
     assert text.startswith("# Results\n\nhand-written\n") and "table one, again" in text and "table one\n" not in text
     assert text.index("table one, again") < text.index("table two")       # a section stays where it was
+
+
+def test_the_per_class_table_shows_a_strategy_leaning_on_the_majority():
+    from core.cli import per_class_table
+    from core.result import per_class
+    from test_store import make_result
+
+    y = np.array([0] * 6 + [1] * 3 + [2])                       # label a is 60 % of the test texts
+    names = ["a", "b", "c"]
+    collapsed = make_result("k1", per_class=per_class(y, np.zeros(10, dtype=int), names))
+    good = make_result("k2", per_class=per_class(y, y, names))
+    table = per_class_table([("full", collapsed), ("feature-extraction", good)]).splitlines()
+    assert table[0] == "| strategy | size | seeds | a (6) | b (3) | c (1) | predicted a / true a |"
+    assert table[2] == "| full | 64 | 1 | 100 | 0 | 0 | 100.0 % / 60.0 % |"
+    assert table[3] == "| feature-extraction | 64 | 1 | 100 | 100 | 100 | 60.0 % / 60.0 % |"
+    assert per_class_table([("full", make_result("k3"))]) == ""
