@@ -123,8 +123,10 @@ def test_plot_downloads_are_deferred_and_self_contained(stored, monkeypatch):
     monkeypatch.setattr(MediaFileManager, "add_deferred", recording)
     at = compare_page()
     buttons = {b.key: b for b in at.get("download_button")}
-    assert set(buttons) == {"dl_cmp_tradeoff", "dl_cmp_size", "dl_cmp_general", "dl_csv", "dl_json"}
-    for key in ("dl_cmp_tradeoff", "dl_cmp_size", "dl_cmp_general"):
+    # the per-class change between the two paired runs: the presets keep per-class counts
+    assert set(buttons) == {"dl_cmp_tradeoff", "dl_cmp_size", "dl_cmp_general", "dl_cmp_per_class", "dl_csv",
+                            "dl_json"}
+    for key in ("dl_cmp_tradeoff", "dl_cmp_size", "dl_cmp_general", "dl_cmp_per_class"):
         assert buttons[key].proto.deferred_file_id in deferred        # built on a click, not every rerun
     html = deferred[buttons["dl_cmp_general"].proto.deferred_file_id]()
     assert 'src="https://cdn.plot.ly' not in html                      # the old include_plotlyjs="cdn"

@@ -46,11 +46,13 @@ def test_equal_configs_hash_equal():
     assert a == b
     assert a.key(*KEY_ARGS) == b.key(*KEY_ARGS)
     # an explicit value equal to the strategy default is the same run as leaving it unset
-    assert (RunConfig(strategy="full", lr=5e-5).resolved().key(*KEY_ARGS)
+    from core.strategies import full
+
+    assert (RunConfig(strategy="full", lr=full.DEFAULTS["lr"]).resolved().key(*KEY_ARGS)
             == RunConfig(strategy="full").resolved().key(*KEY_ARGS))
 
 
-@pytest.mark.parametrize("change", [dict(seed=1), dict(size=32), dict(lr=1e-4), dict(strategy="lora"),
+@pytest.mark.parametrize("change", [dict(seed=1), dict(size=32), dict(lr=2e-5), dict(strategy="lora"),
                                     dict(task="rt"), dict(max_length=64), dict(freeze_layers=1)])
 def test_different_configs_hash_differently(change):
     base = RunConfig(strategy="full").resolved()

@@ -181,4 +181,6 @@ def test_a_lesson_s_config_finds_the_preset_runs_made_with_its_settings():
     assert got["runs"] == len(full) >= 3
     assert got["in_domain"] == pytest.approx(statistics.fmean(r.in_domain_acc for r in full))
     assert measured(RunConfig(strategy="full", size=256, lr=1e-3), runs) is None
-    assert measured(RunConfig(strategy="full", size=256, best_epoch=True), runs)["runs"] < got["runs"]
+    assert measured(RunConfig(strategy="full", size=256, eval_split="validation"), runs) is None  # not a test figure
+    bigger = measured(RunConfig(strategy="full", size=1024), runs)
+    assert bigger["runs"] >= 3 and bigger["in_domain"] != got["in_domain"]
