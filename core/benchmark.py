@@ -208,10 +208,10 @@ class GeneralBenchmark:
                                    np.arange(len(ps.texts)), should_stop)
 
     def _probe_path(self):
-        # "|correct": the file also holds each test sentence's outcome (core.stats, paired changes)
-        spec = f"{self.model_identity}|{self.device.type}|{self.dtype}|{MAX_LENGTH}|{PROBE_C}|l2|correct"
         from .features import corpus_identity
 
+        # "|correct": the file also holds each test sentence's outcome (core.stats, paired changes)
+        spec = f"{self.model_identity}|{self.device.type}|{self.dtype}|{MAX_LENGTH}|{PROBE_C}|l2|correct"
         spec += "|" + "|".join(corpus_identity(ps.texts) for ps in self.sets)
         return cache_dir() / "probes" / f"{hashlib.sha256(spec.encode()).hexdigest()[:20]}.npz"
 
