@@ -71,8 +71,8 @@ def probe_sets(size: int, tasks: tuple[str, ...] = tuple(GENERAL_TASKS)) -> list
         task = load_task(name)
         # sentences also found in another task (a handful: "excellent" is a CR sentence and a drug
         # review) are left out before sampling, so no sentence is counted twice or was trained on
-        tr_ok = np.flatnonzero(~found_elsewhere(name, task.train_texts))
-        te_ok = np.flatnonzero(~found_elsewhere(name, task.test_texts))
+        tr_ok = np.flatnonzero(~found_elsewhere(name, "train"))
+        te_ok = np.flatnonzero(~found_elsewhere(name, "test"))
         tr = tr_ok[_subset(task.train_labels[tr_ok], size, SPLIT_SEED + 3)]
         te = te_ok[_subset(task.test_labels[te_ok], size, SPLIT_SEED + 4)]
         texts = [task.train_texts[i] for i in tr] + [task.test_texts[i] for i in te]

@@ -340,12 +340,41 @@ def shared_texts(a: str, b: str) -> set[str]:
     return set(normalised_texts(a) & normalised_texts(b))
 
 
-def found_elsewhere(name: str, texts: list[str]) -> np.ndarray:
-    """For each text of task `name`, whether its normalised form is in another registered task. The
-    general benchmark leaves those out, so no sentence counts in two general tasks, or in a general
-    and an in-domain one (where a fine-tuned model would have trained on it)."""
-    others = [normalised_texts(o) for o in TASKS if o != name]
-    return np.array([any(n in o for o in others) for n in map(normalised, texts)], dtype=bool)
+@functools.lru_cache(maxsize=16)
+def fingerprints(name: str) -> np.ndarray:
+    """A 64-bit hash of each normalised text of a registered task, train then validation then test
+    (0 for a text with nothing left). Kept on disk by the texts' identity: normalising every task
+    took about 3.5 s, and every run's general benchmark needs them (found_elsewhere)."""
+    from .config import atomic_write, cache_dir
+
+    task = load_task(name)
+    path = cache_dir() / "fingerprints" / f"{task.identity()}.npy"
+    try:
+        return np.load(path)
+    except (OSError, ValueError):
+        pass
+    texts = task.train_texts + task.val_texts + task.test_texts
+    digests = (hashlib.blake2b(n.encode(), digest_size=8).digest() if n else bytes(8) for n in map(normalised, texts))
+    prints = np.frombuffer(b"".join(digests), dtype=np.uint64).copy()
+    buf = io.BytesIO()
+    np.save(buf, prints)
+    atomic_write(path, buf.getvalue())
+    return prints
+
+
+def found_elsewhere(name: str, split: str) -> np.ndarray:
+    """For each text of one split ("train", "validation", "test") of task `name`, whether its
+    normalised form is in another registered task. The general benchmark leaves those out, so no
+    sentence counts in two general tasks, or in a general and an in-domain one (where a fine-tuned
+    model would have trained on it)."""
+    task = load_task(name)
+    n_train, n_val = len(task.train_texts), len(task.val_texts)
+    bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val),
+              "test": (n_train + n_val, n_train + n_val + len(task.test_texts))}
+    start, end = bounds[split]
+    own = fingerprints(name)[start:end]
+    others = np.concatenate([fingerprints(o) for o in TASKS if o != name])
+    return np.isin(own, others[others != 0]) & (own != 0)
 
 
 # ---------------------------------------------------------------------------- building a Task

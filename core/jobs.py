@@ -141,6 +141,7 @@ def _worker_main(conn, stop_event, store_path, model_name):
     """Worker process: load the model, wait for one job, run it, report, exit."""
     _send_stderr_to(_log_path(store_path))
     try:
+        from .benchmark import probe_sets
         from .models import load_base
         from .store import RunStore
         from .training import run
@@ -149,6 +150,10 @@ def _worker_main(conn, stop_event, store_path, model_name):
             load_base(model_name)          # warm: the first progress then comes at once
         except Exception:
             pass                            # the job itself will report a model error clearly
+        try:                                # and the general benchmark's sentences: every task read and
+            probe_sets(RunConfig().general_size)   # checked for overlap (seconds), before the click
+        except Exception:
+            pass                            # a data problem is the job's to report, too
         try:
             conn.send({"type": "ready"})
             msg = conn.recv()

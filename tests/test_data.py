@@ -64,6 +64,30 @@ def test_no_general_sentence_is_in_another_task():
     assert len(mr & normalised_texts("rt")) > 0.9 * len(mr)
 
 
+def test_found_elsewhere_marks_the_shared_texts_and_survives_a_damaged_cache(tmp_path, monkeypatch):
+    """The fingerprints on disk answer the same as comparing the normalised texts themselves."""
+    from core import data
+
+    task = load_task("cr")
+    others = set().union(*(data.normalised_texts(o) for o in TASKS if o != "cr"))
+    marked = {}
+    for split, texts in (("train", task.train_texts), ("validation", task.val_texts), ("test", task.test_texts)):
+        marked[split] = data.found_elsewhere("cr", split)
+        assert marked[split].tolist() == [data.normalised(x) in others for x in texts], split
+    assert any(m.any() for m in marked.values())     # "excellent" is also a drug review
+    # a damaged copy on disk is recomputed, not trusted
+    monkeypatch.setenv("FTLAB_HOME", str(tmp_path))
+    data.fingerprints.cache_clear()
+    try:
+        first = data.fingerprints("cr")
+        (path,) = (tmp_path / "cache" / "fingerprints").glob("cr@*.npy")
+        path.write_bytes(b"not a numpy file")
+        data.fingerprints.cache_clear()
+        assert np.array_equal(data.fingerprints("cr"), first)
+    finally:
+        data.fingerprints.cache_clear()
+
+
 def test_the_validation_split_can_choose_and_the_curves_use_a_fixed_part_of_it():
     from core.data import CURVE_SIZE, VALIDATION_SIZE, curve_subset, held_out
 
