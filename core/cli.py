@@ -280,19 +280,19 @@ def per_class_table(labelled) -> str:
             cells.setdefault((arm, r.size), []).append(r)
     if not cells:
         return ""
-    first = next(iter(cells.values()))[0]
-    labels = [c["label"] for c in sorted(first.per_class, key=lambda c: -c["support"])]
-    total = sum(c["support"] for c in first.per_class)
+    support = {c["label"]: c["support"] for c in next(iter(cells.values()))[0].per_class}   # one test set
+    labels = sorted(support, key=lambda lab: -support[lab])
+    total = sum(support.values())
     top = labels[0]
-    head = ["strategy", "size", "seeds"] + [f"{lab} ({next(c['support'] for c in first.per_class if c['label'] == lab)})"
-                                            for lab in labels] + [f"predicted {top} / true {top}"]
+    head = (["strategy", "size", "seeds"] + [f"{lab} ({support[lab]})" for lab in labels]
+            + [f"predicted {top} / true {top}"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (arm, size), rs in cells.items():
         by = [{c["label"]: c for c in r.per_class} for r in rs]
         recall = [statistics.fmean(100 * (b[lab]["recall"] or 0) for b in by) for lab in labels]
         shares = statistics.fmean(b[top]["predicted"] for b in by) / total
         lines.append("| " + " | ".join([arm, str(size), str(len(rs))] + [f"{v:.0f}" for v in recall]
-                                       + [f"{100 * shares:.1f} % / {100 * by[0][top]['support'] / total:.1f} %"]) + " |")
+                                       + [f"{100 * shares:.1f} % / {100 * support[top] / total:.1f} %"]) + " |")
     return "\n".join(lines)
 
 
