@@ -269,6 +269,26 @@ def curve_table(labelled) -> str:
     return "\n".join(lines)
 
 
+def timing_summary(results) -> str:
+    """One sentence: where a run's time went, median over the runs that trained the encoder (their
+    own measured stage timings, kept with each result; a cached run's are those of its first run),
+    and what the live per-epoch general estimate cost. '' if no run trained the encoder."""
+    from .strategies import STRATEGIES
+
+    trained = [r for r in results if STRATEGIES[r.strategy].trains_encoder and r.timings.get("general_live")]
+    if not trained:
+        return ""
+
+    def med(stage):
+        return statistics.median(r.timings.get(stage, 0.0) for r in trained)
+
+    live = [r.timings["general_live"] / r.timings["total"] for r in trained]
+    return (f"Time, median over the {len(trained)} runs that trained the encoder: {med('total'):.0f} s a run, of which "
+            f"training {med('training'):.0f} s, the in-domain evaluation {med('evaluating'):.0f} s and the general "
+            f"benchmark {med('general'):.0f} s. The live general estimate after each epoch (part of training) took "
+            f"{100 * statistics.median(live):.1f} % of a run (at most {100 * max(live):.1f} %).")
+
+
 def per_class_table(labelled) -> str:
     """Markdown: per cell (arm, size), each label's recall on the in-domain test texts, mean over
     seeds, labels by support (the commonest first), and how often the commonest label was predicted
@@ -365,6 +385,8 @@ def cmd_sweep(args, store):
                   "sentences before and after, core/stats.py), averaged over the seeds." if "paired 95" in table else "")
                + (" Weight distance: ||θ − θ₀|| / ||θ₀|| of the encoder at the end, in percent; kept epoch: "
                   "the epoch best_epoch kept, per seed." if "weight distance" in table else ""), "", table, ""]
+        if timing_summary(results):
+            doc += [timing_summary(results), ""]
         if args.per_class:
             doc += ["Per class: each label's recall on the in-domain test texts in percent, mean over seeds "
                     "(labels by their number of test texts, in brackets), and the share of test texts given the "

@@ -151,3 +151,20 @@ def test_the_per_class_table_shows_a_strategy_leaning_on_the_majority():
     assert table[2] == "| full | 64 | 1 | 100 | 0 | 0 | 100.0 % / 60.0 % |"
     assert table[3] == "| feature-extraction | 64 | 1 | 100 | 100 | 100 | 60.0 % / 60.0 % |"
     assert per_class_table([("full", make_result("k3"))]) == ""
+
+
+def test_the_timing_summary_reads_the_runs_that_trained_the_encoder():
+    from core.cli import timing_summary
+    from test_store import make_result
+
+    def timed(key, strategy, total, live, general):
+        return make_result(key, strategy=strategy, timings={"training": total / 2, "general_live": live,
+                                                            "evaluating": 1.0, "general": general, "total": total})
+
+    runs = [timed("k1", "full", 100.0, 5.0, 40.0), timed("k2", "lora", 200.0, 20.0, 60.0),
+            timed("k3", "full", 300.0, 3.0, 50.0), timed("k4", "feature-extraction", 10.0, 0.1, 1.0)]
+    text = timing_summary(runs)
+    assert text.startswith("Time, median over the 3 runs that trained the encoder: 200 s a run")
+    assert "general benchmark 50 s" in text
+    assert "took 5.0 % of a run (at most 10.0 %)" in text      # 5/100, 20/200, 3/300
+    assert timing_summary(runs[3:]) == ""                       # feature extraction trains no encoder

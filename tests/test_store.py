@@ -22,9 +22,9 @@ def make_result(key: str, task="r8", strategy="full", created_at=1.0, acc=0.8, *
         task=task, strategy=strategy, size=64, seed=0, in_domain_acc=acc, in_domain_f1=acc - 0.1, train_acc=0.95,
         general={**GENERAL, "score": 0.65}, pretrained_general=GENERAL,
         curves=[{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_acc": 0.6}],
-        timings={"training": 2.0, "total": 3.0}, device="cpu", precision="bf16", trainable_params=100,
+        device="cpu", precision="bf16", trainable_params=100,
         total_params=1000, n_eval=50, majority_acc=0.5, predicted_classes=4, warnings=["careful"],
-        created_at=created_at, **extra)
+        created_at=created_at, **{"timings": {"training": 2.0, "total": 3.0}, **extra})
 
 
 def test_put_get_round_trip(store):
