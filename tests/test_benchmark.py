@@ -10,7 +10,7 @@ from conftest import HOME, ROOT
 from core.config import RunConfig
 
 REFERENCE_SCRIPT = """
-import json, sys
+import copy, json, sys
 sys.path.insert(0, sys.argv[1])
 from core.benchmark import GeneralBenchmark
 from core.model_registry import model_identity
@@ -18,7 +18,9 @@ from core.models import load_base, pick_device
 tokenizer, base = load_base("minilm")
 bench = GeneralBenchmark(model_identity("minilm"), tokenizer, pick_device("cpu"), None, 50)
 _, ref = bench.reference(base)
-print(json.dumps({"score": ref.score, "correct": {k: v["correct"] for k, v in ref.per_task.items()}}))
+again = bench.score(copy.deepcopy(base), base, True)    # encoded anew, as a changed encoder would be
+print(json.dumps({"score": ref.score, "correct": {k: v["correct"] for k, v in ref.per_task.items()},
+                  "again": {k: v["correct"] for k, v in again.per_task.items()}}))
 """
 
 
@@ -44,6 +46,9 @@ def test_two_processes_score_the_pretrained_reference_identically(tmp_path):
     assert a["correct"].keys() == b["correct"].keys() and len(a["correct"]) == 4
     assert a["correct"] == b["correct"], "some sentence was scored differently"
     assert a["score"] == b["score"]
+    # the pre-trained weights encoded anew score exactly the reference: why WiSE-FT at a = 0 (the
+    # pre-trained encoder, exactly) takes the reference instead of a benchmark of its own
+    assert a["again"] == a["correct"] and b["again"] == b["correct"]
 
 
 def test_the_benchmark_settings_are_part_of_the_key(monkeypatch):
