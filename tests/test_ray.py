@@ -38,7 +38,7 @@ def test_a_local_two_worker_sweep_fills_the_store_survives_ctrl_c_and_resumes(tm
         assert time.time() < deadline, "no run landed"
         time.sleep(0.5)
     os.killpg(first.pid, signal.SIGINT)                       # Ctrl-C in the terminal: the whole group
-    out, _ = first.communicate(timeout=120)
+    out, _ = first.communicate(timeout=300)                   # cancelling and Ray's shutdown: slow on a loaded machine
     assert first.returncode == 130 and "stopped" in out, out
     kept = {r.key for r in RunStore(store).list()}
     assert 1 <= len(kept) < 4                                # what finished is there, the rest was cancelled
