@@ -268,6 +268,7 @@ def test_presenter_mode_at_1920x1080_before_during_and_after_a_run(server, brows
     assert any("train acc" in fig["names"] for fig in layout)                     # the curves stay
     assert any("this run, per epoch" in fig["names"] for fig in layout)           # its path, forgetting as it went
     assert page.evaluate("window.onbeforeunload === null")
+    assert run_button(page).is_enabled()                                          # ready for the next run
     shot(page, "presenter_1920_after")
     page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()
     page.wait_for_timeout(500)
