@@ -21,10 +21,16 @@ SWEEP = ["-m", "core", "sweep", "--task", "r8", "--sizes", "16", "--strategies",
 LOCAL = ["--ray", "--workers", "2"]
 
 
+def _interruptible():
+    # A suite started in the background by a non-interactive shell (`make test &`, nohup) inherits
+    # SIGINT ignored, and so would the sweep: Ctrl-C is then what a terminal gives it, restored here.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(store, *extra, **kw):
     return subprocess.Popen([sys.executable, "-m", "core", "--store", str(store), *SWEEP[2:], *LOCAL, *extra], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, **kw)
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=_interruptible, **kw)
 
 
 def test_a_local_two_worker_sweep_fills_the_store_survives_ctrl_c_and_resumes(tmp_path):
