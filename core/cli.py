@@ -385,8 +385,9 @@ def cmd_sweep(args, store):
                   "sentences before and after, core/stats.py), averaged over the seeds." if "paired 95" in table else "")
                + (" Weight distance: ||θ − θ₀|| / ||θ₀|| of the encoder at the end, in percent; kept epoch: "
                   "the epoch best_epoch kept, per seed." if "weight distance" in table else ""), "", table, ""]
-        if timing_summary(results):
-            doc += [timing_summary(results), ""]
+        timing = timing_summary(results)
+        if timing:
+            doc += [timing, ""]
         if args.per_class:
             doc += ["Per class: each label's recall on the in-domain test texts in percent, mean over seeds "
                     "(labels by their number of test texts, in brackets), and the share of test texts given the "
