@@ -397,8 +397,9 @@ if result is not None:
     row = st.columns(4)
     took = result.timings.get("total", 0)
     if result.cached:
-        row[0].metric("Time", "from the store", f"the run itself took {ui.duration(took)}", delta_color="off",
-                      delta_arrow="off")
+        # a short value: "from the store" was cut to "from th…" at presenter size
+        row[0].metric("Time", "stored", f"answered from the run store; the run itself took {ui.duration(took)}",
+                      delta_color="off", delta_arrow="off")
     else:
         row[0].metric("Time", f"{took:.1f} s", describe_accuracy(result.estimate.get("before_training_s"), took)
                       or None, delta_color="off", delta_arrow="off",

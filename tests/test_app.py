@@ -257,7 +257,7 @@ def test_a_stored_configuration_is_answered_at_once():
     assert job.state == "done" and job.result.cached
     assert any("answered from the run store" in h.value for h in at.subheader)
     cards = {m.label: m for m in at.metric}
-    assert cards["Time"].value == "from the store" and "the run itself took" in cards["Time"].proto.delta
+    assert cards["Time"].value == "stored" and "the run itself took" in cards["Time"].proto.delta
     RunStore().delete([key])
 
 
