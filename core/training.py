@@ -39,6 +39,10 @@ from .weights import WeightStore
 # Share of a typical run's wall time per stage: turns stage progress into one overall fraction.
 STAGE_WEIGHTS = {"loading": 0.05, "tokenizing": 0.02, "training": 0.6, "evaluating": 0.15, "general": 0.18}
 PROGRESS_INTERVAL_S = 0.2
+# The most live general estimates one training phase scores. Each costs a forward pass over the
+# probe sentences, about as much as a third of an epoch at n=256: after every epoch of a 10-epoch run
+# that was 11.6 % of the run (docs/RESULTS.md, push). Four points still draw the walk.
+LIVE_POINTS = 4
 
 
 def library_versions() -> dict:
@@ -381,6 +385,7 @@ def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loade
     scheduler = _schedule(optimizer, len(forward.plan(0)) * epochs, cfg.warmup)
     clip = [p for g in groups for p in g["params"]] if isinstance(forward, LiveEncoder) else None
     best_acc, best_epoch, best_weights = -1.0, None, None
+    scored = live_epochs(epochs) if live else set()
     for epoch in range(epochs):
         loss_sum, correct, seen = 0.0, 0, 0
         for batch in forward.batches(epoch):
@@ -405,7 +410,7 @@ def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loade
         val_acc = _metrics(forward.sample.y_val, forward.predict("val", report.poll))[0]
         number = len(report.curves) + 1
         t_live = time.perf_counter()
-        general = _live_general(model, env, report.poll) if live else {}
+        general = _live_general(model, env, report.poll) if epoch + 1 in scored else {}
         report.live_seconds += time.perf_counter() - t_live
         report.curves.append({"epoch": number, "phase": phase.strip(": ") or "train",
                               "train_loss": float(loss_sum) / max(seen, 1), "train_acc": float(correct) / max(seen, 1),
@@ -421,6 +426,13 @@ def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loade
                 if n in best_weights:
                     p.copy_(best_weights[n])
     return best_epoch
+
+
+def live_epochs(epochs: int) -> set[int]:
+    """The epochs (1-based) after which a phase scores the live general estimate: every epoch of a
+    short phase, LIVE_POINTS of a long one spread evenly, the last always (it ends on the final encoder)."""
+    points = min(epochs, LIVE_POINTS)
+    return {-(-(i + 1) * epochs // points) for i in range(points)}
 
 
 def _restore(model, tensors: dict) -> None:

@@ -7,7 +7,7 @@ import pytest
 from conftest import TINY
 from core import stats
 from core.config import RunConfig
-from core.training import run
+from core.training import live_epochs, run
 
 
 def test_packed_outcomes_round_trip():
@@ -90,3 +90,11 @@ def test_the_live_general_estimate_walks_to_the_final_score(small_csv):
     assert [c["general_ref"] for c in trained] == [pytest.approx(result.pretrained_general["score"])] * 2
     assert trained[-1]["general_est"] == pytest.approx(result.general["score"], abs=1e-6)
     assert 0 <= result.timings["general_live"] < result.timings["training"]
+
+
+def test_a_long_run_scores_the_live_estimate_on_a_few_epochs_ending_on_the_last(small_csv):
+    assert [sorted(live_epochs(e)) for e in (1, 3, 4, 5, 10)] == [[1], [1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5],
+                                                                  [3, 5, 8, 10]]
+    result = run(RunConfig(**{**TINY, "task": f"csv:{small_csv}", "strategy": "full", "epochs": 6}))
+    assert [c["epoch"] for c in result.curves if "general_est" in c] == sorted(live_epochs(6)) == [2, 3, 5, 6]
+    assert result.curves[-1]["general_est"] == pytest.approx(result.general["score"], abs=1e-6)
