@@ -25,7 +25,7 @@ from .stats import pack, unpack
 MAX_LENGTH = 64         # general-task sentences are short; 64 tokens covers nearly all of them
 POOLING = "mean"        # the pooling all-MiniLM-L6-v2 was trained with
 PROBE_C = 10.0
-LIVE_SENTENCES = 64     # per task: the fixed probes scored after every epoch, a live estimate of the score
+LIVE_SENTENCES = 64     # per task: the fixed probes scored between epochs, a live estimate of the score
 # 2: 20 Newsgroups instead of MR (MR's sentences are nearly all in Rotten Tomatoes), sentences found
 #    in any other task left out
 BENCHMARK_VERSION = 2

@@ -272,10 +272,11 @@ def curve_table(labelled) -> str:
 def timing_summary(results) -> str:
     """One sentence: where a run's time went, median over the runs that trained the encoder (their
     own measured stage timings, kept with each result; a cached run's are those of its first run),
-    and what the live per-epoch general estimate cost. '' if no run trained the encoder."""
+    and what the live per-epoch general estimate cost (0 for a one-epoch run: its only point is the
+    general benchmark's). '' if no run trained the encoder."""
     from .strategies import STRATEGIES
 
-    trained = [r for r in results if STRATEGIES[r.strategy].trains_encoder and r.timings.get("general_live")]
+    trained = [r for r in results if STRATEGIES[r.strategy].trains_encoder and "general_live" in r.timings]
     if not trained:
         return ""
 
@@ -285,7 +286,7 @@ def timing_summary(results) -> str:
     live = [r.timings["general_live"] / r.timings["total"] for r in trained]
     return (f"Time, median over the {len(trained)} runs that trained the encoder: {med('total'):.0f} s a run, of which "
             f"training {med('training'):.0f} s, the in-domain evaluation {med('evaluating'):.0f} s and the general "
-            f"benchmark {med('general'):.0f} s. The live general estimate after each epoch (part of training) took "
+            f"benchmark {med('general'):.0f} s. The live general estimates between epochs (part of training) took "
             f"{100 * statistics.median(live):.1f} % of a run (at most {100 * max(live):.1f} %).")
 
 

@@ -39,9 +39,9 @@ from .weights import WeightStore
 # Share of a typical run's wall time per stage: turns stage progress into one overall fraction.
 STAGE_WEIGHTS = {"loading": 0.05, "tokenizing": 0.02, "training": 0.6, "evaluating": 0.15, "general": 0.18}
 PROGRESS_INTERVAL_S = 0.2
-# The most live general estimates one training phase scores. Each costs a forward pass over the
-# probe sentences, about as much as a third of an epoch at n=256: after every epoch of a 10-epoch run
-# that was 11.6 % of the run (docs/RESULTS.md, push). Four points still draw the walk.
+# The most points of one training phase's walk across the trade-off plane. A live estimate costs a
+# forward pass over the probe sentences, about a third of an epoch at n=256: after every epoch of a
+# 10-epoch run that was 11.6 % of the run (docs/RESULTS.md, push). Four points still draw the walk.
 LIVE_POINTS = 4
 
 
@@ -76,7 +76,7 @@ class _Reporter:
         self.estimate: dict = {}     # predicted totals at milestones, compared with the real one at the end
         self.fraction = 0.0
         self.step_seconds = 0.0      # time in optimiser steps (the training loop adds to it)
-        self.live_seconds = 0.0      # time in the live general estimates after each epoch
+        self.live_seconds = 0.0      # time in the live general estimates between epochs
         self.poll = None             # should_stop for predictions, also moving the progress (run sets it)
 
     def plan(self, seconds: dict, steps_s: float, source: str, steps_measure_training: bool) -> None:
@@ -378,14 +378,17 @@ def adapt(cfg: RunConfig, strategy, task, env: Loaded):
 
 
 def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loaded, report, should_stop,
-                progress: dict, penalty=None, keep_best: bool = False, live: bool = True) -> int | None:
+                progress: dict, penalty=None, keep_best: bool = False, live: bool = True,
+                last_scored_after: bool = False) -> int | None:
     """Epochs of optimiser steps over `forward`'s batches, one curve point per epoch. Returns the
-    epoch whose weights the model keeps: the best on validation with `keep_best`, else None (the last)."""
+    epoch whose weights the model keeps: the best on validation with `keep_best`, else None (the last).
+    `live`: score the live general estimate (live_epochs), except, with `last_scored_after`, on the
+    last epoch, whose encoder the general benchmark then scores in full (finish_walk)."""
     optimizer = _optimizer(groups, env.device)
     scheduler = _schedule(optimizer, len(forward.plan(0)) * epochs, cfg.warmup)
     clip = [p for g in groups for p in g["params"]] if isinstance(forward, LiveEncoder) else None
     best_acc, best_epoch, best_weights = -1.0, None, None
-    scored = live_epochs(epochs) if live else set()
+    scored = live_epochs(epochs, last_scored_after) if live else set()
     for epoch in range(epochs):
         loss_sum, correct, seen = 0.0, 0, 0
         for batch in forward.batches(epoch):
@@ -428,11 +431,26 @@ def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loade
     return best_epoch
 
 
-def live_epochs(epochs: int) -> set[int]:
-    """The epochs (1-based) after which a phase scores the live general estimate: every epoch of a
-    short phase, LIVE_POINTS of a long one spread evenly, the last always (it ends on the final encoder)."""
-    points = min(epochs, LIVE_POINTS)
-    return {-(-(i + 1) * epochs // points) for i in range(points)}
+def live_epochs(epochs: int, last_scored_after: bool = False) -> set[int]:
+    """The epochs (1-based) after which a phase scores the live general estimate: at most LIVE_POINTS,
+    spread evenly and ending on the last epoch. With `last_scored_after` the walk's last point comes
+    from the general benchmark instead (finish_walk), so the live ones are spread over the epochs before."""
+    if last_scored_after:
+        return _spread(epochs - 1, LIVE_POINTS - 1)
+    return _spread(epochs, LIVE_POINTS)
+
+
+def _spread(n: int, k: int) -> set[int]:
+    """k of the numbers 1..n (all of them if n <= k), evenly spaced, n among them."""
+    k = min(n, k)
+    return {-(-(i + 1) * n // k) for i in range(k)} if k > 0 else set()
+
+
+def finish_walk(curves: list[dict], general, pretrained) -> None:
+    """The walk's last point: the general benchmark's own score of the last epoch's encoder (the same
+    fixed probes as the live estimate, on every test sentence instead of a few), at no extra cost."""
+    if curves and "general_est" not in curves[-1]:
+        curves[-1].update(general_est=round(general.score, 6), general_ref=round(pretrained.score, 6))
 
 
 def _restore(model, tensors: dict) -> None:
@@ -514,9 +532,13 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
             train_phase(cfg, "head only: ", head_epochs, CachedFeatures(model, sample, env, cfg, task, poll), model,
                         head_groups(model, cfg), env, report, should_stop, progress, live=False)
         chosen_epoch = kept[1]["chosen_epoch"] if kept else None
+        # the general benchmark below scores the last epoch's encoder, unless best_epoch may restore an
+        # earlier one or a finish step (WiSE-FT) mixes it: then the last epoch is scored live too
+        last_scored_after = strategy.trains_encoder and not strategy.finish and not cfg.best_epoch
         if groups:          # zero-shot trains nothing, nor does a re-scoring of kept weights
             chosen_epoch = train_phase(cfg, "", cfg.epochs, forward, model, groups, env, report, should_stop,
-                                       progress, penalty=strategy.penalty, keep_best=bool(cfg.best_epoch))
+                                       progress, penalty=strategy.penalty, keep_best=bool(cfg.best_epoch),
+                                       last_scored_after=last_scored_after)
             if weights is not None:
                 weights.save(train_key, dict(model.named_parameters()),
                              {"curves": report.curves, "chosen_epoch": chosen_epoch})
@@ -553,6 +575,8 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
             generals[a] = env.benchmark.score(model.encoder, env.base, changed, poll)
         set_point(headline)
         distance = _distance(model, env)
+        if groups and last_scored_after:
+            finish_walk(report.curves, generals[headline], pretrained)
         timings["general"] = time.perf_counter() - t
     except torch.OutOfMemoryError:
         raise RunError(f"out of memory on {env.device.type} at batch size {cfg.batch_size} and max length "

@@ -162,9 +162,10 @@ def test_the_timing_summary_reads_the_runs_that_trained_the_encoder():
                                                             "evaluating": 1.0, "general": general, "total": total})
 
     runs = [timed("k1", "full", 100.0, 5.0, 40.0), timed("k2", "lora", 200.0, 20.0, 60.0),
-            timed("k3", "full", 300.0, 3.0, 50.0), timed("k4", "feature-extraction", 10.0, 0.1, 1.0)]
+            timed("k3", "full", 300.0, 3.0, 50.0), timed("k4", "feature-extraction", 10.0, 0.1, 1.0),
+            timed("k5", "full", 400.0, 0.0, 50.0)]              # one epoch: no live estimate, still a run
     text = timing_summary(runs)
-    assert text.startswith("Time, median over the 3 runs that trained the encoder: 200 s a run")
+    assert text.startswith("Time, median over the 4 runs that trained the encoder: 250 s a run")
     assert "general benchmark 50 s" in text
-    assert "took 5.0 % of a run (at most 10.0 %)" in text      # 5/100, 20/200, 3/300
-    assert timing_summary(runs[3:]) == ""                       # feature extraction trains no encoder
+    assert "took 3.0 % of a run (at most 10.0 %)" in text      # 5/100, 20/200, 3/300, 0/400
+    assert timing_summary(runs[3:4]) == ""                      # feature extraction trains no encoder
