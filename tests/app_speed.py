@@ -225,12 +225,26 @@ def first_pages(root: Path, home: str) -> dict:
             **{f"second_session_to_{k}": v for k, v in second.items()}}
 
 
+def cpu_name() -> str:
+    """The host's CPU model as Linux names it: figures from two hosts do not compare."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "an unknown CPU"
+
+
 def finish_first_page_only(args, out) -> int:
     """--only-first-page: replace the first-page figures of an earlier run's JSON, rewrite the section."""
     path = args.json_out
     earlier = json.loads(path.read_text())
+    ab = earlier.get("first_page_ab")
+    if ab and "head" not in ab:     # the other half of that pair, measured beside it: kept, not replaced
+        ab["head"], ab["head_measured"] = earlier["first_page"], earlier.get("first_page_measured", "")
     earlier["first_page"], earlier["first_page_runs"] = out["first_page"], out["first_page_runs"]
-    earlier["first_page_measured"] = f"{out['commit']}, {out['date']}"
+    earlier["first_page_measured"] = f"{out['commit']}, {out['date']}, on {cpu_name()}"
     path.write_text(json.dumps(earlier, indent=1))
     if args.doc:
         before = json.loads(args.before.read_text()) if args.before and args.before.exists() else None
@@ -302,11 +316,12 @@ def report(before: dict | None, after: dict) -> str:
                       f"{after['first_page_measured']}, {len(after['first_page_runs'])} fresh server starts)."]
     ab = after.get("first_page_ab")
     if ab:
-        fp, base = after["first_page"], ab["base"]
+        fp, base = ab.get("head", after["first_page"]), ab["base"]
         lines += ["", f"The same first-page measurement of the commit before the second pass ({ab['base_commit']}, "
                       f"{ab['base_runs']} starts, the same hour): Run button painted {base['first_session_to_button_s']:.2f} s "
                       f"for the first session and {base['second_session_to_button_s']:.2f} s for the second, against "
-                      f"{fp['first_session_to_button_s']:.2f} s and {fp['second_session_to_button_s']:.2f} s above. "
+                      f"{fp['first_session_to_button_s']:.2f} s and {fp['second_session_to_button_s']:.2f} s for the "
+                      f"commit after it ({ab.get('head_measured') or 'the after column'}). "
                       "This machine's figures drift by a few tenths of a second over an hour, so compare within a row "
                       "of measurements, not across sessions."]
     lines += ["", "Where the server's time went, and what changed (the rows above measure the effect):", "",
