@@ -449,8 +449,7 @@ def _spread(n: int, k: int) -> set[int]:
 def finish_walk(curves: list[dict], general, pretrained) -> None:
     """The walk's last point: the general benchmark's own score of the last epoch's encoder (the same
     fixed probes as the live estimate, on every test sentence instead of a few), at no extra cost."""
-    if curves and "general_est" not in curves[-1]:
-        curves[-1].update(general_est=round(general.score, 6), general_ref=round(pretrained.score, 6))
+    curves[-1].update(general_est=round(general.score, 6), general_ref=round(pretrained.score, 6))
 
 
 def _restore(model, tensors: dict) -> None:

@@ -226,14 +226,12 @@ def first_pages(root: Path, home: str) -> dict:
 
 
 def cpu_name() -> str:
-    """The host's CPU model as Linux names it: figures from two hosts do not compare."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "an unknown CPU"
+    """The host's CPU model (figures from two hosts do not compare), as the bench names it; imported
+    only once the measurements are done (core.bench imports torch)."""
+    sys.path.insert(0, str(HERE))
+    from core.bench.harness import cpu_model
+
+    return cpu_model()
 
 
 def finish_first_page_only(args, out) -> int:
