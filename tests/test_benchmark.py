@@ -69,3 +69,16 @@ def test_a_bf16_run_is_scored_in_fp32_and_says_so(tiny):
     r = run(tiny)
     assert r.benchmark["precision"] == "fp32" and r.benchmark["tasks"] == ["20ng", "cr", "trec6", "rt"]
     assert r.benchmark["version"] >= 2
+
+
+def test_every_shipped_preset_was_measured_against_one_reference():
+    # The presets were made on two hosts (one with bf16 kernels, one without): the fp32 reference must
+    # judge every general sentence alike there, or the plot would draw them against different lines.
+    from core.presets import load_presets
+
+    presets, problems = load_presets()
+    assert not problems and presets
+    references = {json.dumps({task: s["correct"] for task, s in r.pretrained_general["per_task"].items()},
+                             sort_keys=True) for p in presets for r in p.runs}
+    assert len(references) == 1
+    assert all(json.loads(next(iter(references))).values())       # per-sentence outcomes, not missing ones
