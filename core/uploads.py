@@ -179,38 +179,35 @@ def _is_split(column) -> bool:
     return {"train", "test"} <= values <= SPLIT_VALUES
 
 
-def _few_values(column, rows: int) -> bool:
-    """Few distinct values for the rows: at least two, at most MAX_CLASSES and at most half the rows."""
-    n = column.dropna().astype(str).str.strip().nunique()
-    return 2 <= n <= min(MAX_CLASSES, max(2, rows // 2))
-
-
 def guess_columns(table) -> dict:
     """{"text", "label", "split"}: the columns the upload box starts with, guessed from their content.
-    The text is the string column with the longest typical value (then the most distinct values);
-    the label a column with few distinct values for the rows (the fewest, then the first); a split
-    column holds train and test. A column named like a text (label) wins when its content fits."""
+    The text is a string column with many distinct values and the longest typical value (then the
+    most distinct values); the label a column with few distinct values for the rows (at least two, at
+    most MAX_CLASSES and half the rows; the fewest, then the first); a split column holds train and
+    test. A column named like a text (a label) wins where its content fits."""
     rows, columns = len(table), list(table.columns)
     splits = [c for c in columns if _is_split(table[c])]
     split = "split" if "split" in splits else (splits[0] if splits else None)
-    rest = [c for c in columns if c != split]
-    few = {c: _few_values(table[c], rows) for c in rest}
-    texts = [c for c in rest if _is_text(table[c]) and not few[c]] or [c for c in rest if _is_text(table[c])]
+    rest = [c for c in columns if c != split] or columns
+    distinct = {c: table[c].dropna().astype(str).str.strip().nunique() for c in rest}
+    most = min(MAX_CLASSES, max(2, rows // 2))
+    strings = [c for c in rest if _is_text(table[c])]
+    texts = [c for c in strings if distinct[c] > most] or strings or rest
 
     def typical_length(c):
         values = table[c].dropna().astype(str)
-        return (float(values.str.len().median()) if len(values) else 0.0, values.nunique())
+        return (float(values.str.len().median()) if len(values) else 0.0, distinct[c])
 
     named = [c for n in TEXT_NAMES for c in texts if c.lower() == n]
-    text = named[0] if named else max(texts, key=typical_length, default=rest[0] if rest else columns[0])
-    labels = [c for c in rest if c != text and few[c]]
+    text = named[0] if named else max(texts, key=typical_length)
+    labels = [c for c in rest if c != text and 2 <= distinct[c] <= most]
     named = [c for n in LABEL_NAMES for c in labels if c.lower() == n]
     if named:
         label = named[0]
     elif labels:
-        label = min(labels, key=lambda c: table[c].dropna().astype(str).str.strip().nunique())
-    else:                                           # nothing fits: the first other column, and its problem is said
-        label = next((c for c in columns if c != text), text)
+        label = min(labels, key=lambda c: distinct[c])
+    else:                                           # nothing fits: another column, and check_columns says why
+        label = next((c for c in rest if c != text), text)
     return {"text": text, "label": label, "split": split}
 
 
