@@ -227,13 +227,27 @@ def own_data() -> None:
                    "split column of train/test). It stays on this server, under the lab's data folder.")
         return
     data = file.getvalue()
+
+    # Read, guessed and counted once per file and column choice, not on every rerun of the Lab (a file
+    # of 200,000 rows takes seconds); the table is only read, never changed, so one copy serves.
+    @st.cache_resource(max_entries=2, show_spinner=False)
+    def read(data: bytes, filename: str):
+        table = uploads.read_table(data, filename)
+        return table, uploads.guess_columns(table)       # from the content: names win only where they fit
+
+    @st.cache_resource(max_entries=8, show_spinner=False)
+    def examine(data: bytes, filename: str, text: str, label: str, split: str | None):
+        table = read(data, filename)[0]
+        problems = uploads.check_columns(table, text, label, split)
+        counts = uploads.class_counts(table, label) if label != text else {}
+        return problems, counts, None if problems else uploads.row_accounting(table, text, label, split)
+
     try:
-        table = uploads.read_table(data, file.name)
+        table, guess = read(data, file.name)
     except DataError as err:
         st.error(f"**This file cannot be used.** {err}", icon=ui.ICON_ERROR)
         return
     columns = list(table.columns)
-    guess = uploads.guess_columns(table)               # from the content: names win only where they fit
 
     st.dataframe(table.head(5), hide_index=True, key="upload_preview")
     st.caption(f"{len(table):,} rows, {len(columns)} columns.")
@@ -242,15 +256,13 @@ def own_data() -> None:
     split = st.selectbox("Split column (optional: train/test)", [None] + columns,
                          index=columns.index(guess["split"]) + 1 if guess["split"] else 0,
                          format_func=lambda c: "none: a seeded 80/20 split" if c is None else c, key="upload_split")
-    problems = uploads.check_columns(table, text, label, split)
+    problems, counts, rows = examine(data, file.name, text, label, split)
     for problem in problems:
         st.error(problem, icon=ui.ICON_ERROR)
-    if label in columns and label != text:
-        counts = uploads.class_counts(table, label)
+    if counts:
         st.caption("Classes: " + ", ".join(f"{uploads.short(k)} {v:,}" for k, v in list(counts.items())[:12])
                    + (f" and {len(counts) - 12} more" if len(counts) > 12 else ""))
-    if not problems:
-        rows = uploads.row_accounting(table, text, label, split)
+    if rows:
         st.caption(f"{uploads.rows_text(rows)}. The test split is {rows['test_from']}.")
         if rows["rare"]:
             st.warning(f"{rows['rare']} of {rows['classes']} classes have fewer than {uploads.RARE} training "
