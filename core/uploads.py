@@ -138,10 +138,10 @@ def check_columns(table, text: str, label: str, split: str | None = None) -> lis
                         "than two rows per value): it looks like text, not a label; pick the column that names "
                         "each row's class")
         return problems
-    elif len(counts) > 100:
+    elif len(counts) > MAX_CLASSES:
         problems.append(f"the label column '{label}' has {len(counts):,} distinct values: is it really the label?")
     rare = sorted(y for y, n in counts.items() if n < 2)
-    if rare and len(counts) <= 100:
+    if rare and len(counts) <= MAX_CLASSES:
         problems.append("label(s) with a single example cannot be split into train and test: "
                         + ", ".join(short(y) for y in rare[:8]))
     if len(tr_x) < 10:
