@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import FIELD_TYPES, ConfigError, RunConfig, parse_field
 from .sweeps import parse_grid, sweep_configs
+from .uploads import display_name
 from .data import GENERAL_NAMES, DataError
 from .models import ModelError
 
@@ -176,12 +177,17 @@ def cmd_runs(args, store):
     if args.json:
         print(json.dumps([r.summary() for r in results], indent=1))
         return
-    print(f"{'key':16s} {'task':14s} {'strategy':19s} {'size':>5s} {'seed':>4s} {'in-dom':>6s} {'train':>6s} "
+    # An upload shows as its file's name (--task still takes upload:<hash>); the text columns are as wide
+    # as their longest value, so a long name never pushes the numbers out of line.
+    names = {t: display_name(t) for t in {r.task for r in results}}
+    tw = max([4] + [len(n) for n in names.values()])
+    sw = max([8] + [len(r.strategy) for r in results])
+    print(f"{'key':16s} {'task':{tw}s} {'strategy':{sw}s} {'size':>5s} {'seed':>4s} {'in-dom':>6s} {'train':>6s} "
           f"{'general':>7s} {'Δgen':>6s} {'time':>6s}")
     for r in results:
-        print(f"{r.key:16s} {r.task:14s} {r.strategy:19s} {r.size:5d} {r.seed:4d} {fmt_pct(r.in_domain_acc):>6s} "
-              f"{fmt_pct(r.train_acc):>6s} {fmt_pct(r.general['score']):>7s} {100 * r.general_delta:+6.1f} "
-              f"{r.timings.get('total', 0):6.1f}")
+        print(f"{r.key:16s} {names[r.task]:{tw}s} {r.strategy:{sw}s} {r.size:5d} {r.seed:4d} "
+              f"{fmt_pct(r.in_domain_acc):>6s} {fmt_pct(r.train_acc):>6s} {fmt_pct(r.general['score']):>7s} "
+              f"{100 * r.general_delta:+6.1f} {r.timings.get('total', 0):6.1f}")
     print(f"{len(results)} runs in {store.path}")
 
 

@@ -49,6 +49,7 @@ class Task:
     val_texts: list[str] = field(default_factory=list)
     val_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     general: bool = False     # part of the general benchmark
+    dropped: dict = field(default_factory=dict)   # {reason: rows} left out of every split (uploads say why)
 
     @property
     def num_labels(self) -> int:
@@ -72,6 +73,7 @@ class Task:
             "labels": self.label_names, "train": len(self.train_texts), "validation": len(self.val_texts),
             "test": len(self.test_texts),
             "train_counts": {n: int(c) for n, c in zip(self.label_names, counts)},
+            "dropped": dict(self.dropped),
         }
 
     def examples(self, k: int = 2) -> list[tuple[str, str]]:
@@ -412,9 +414,16 @@ def _build(spec_name: str, title: str, domain: str, description: str, source: st
     # Some sources repeat texts (SMS spam, TREC, clothing; R8 even across its official split): keep the
     # first copy and drop test texts seen in training, or a split puts one text on both sides and the
     # test (and validation) accuracy partly measures memorisation.
+    n_rows = len(tr_x)
     tr_x, tr_y = _first_copies(tr_x, tr_y)
+    dropped = {"duplicate text": n_rows - len(tr_x), "test text also in train": 0}
     if te_x is not None:
+        n_rows = len(te_x)
+        te_x, te_y = _first_copies(te_x, te_y)
+        dropped["duplicate text"] += n_rows - len(te_x)
+        n_rows = len(te_x)
         te_x, te_y = _first_copies(te_x, te_y, exclude=set(tr_x))
+        dropped["test text also in train"] = n_rows - len(te_x)
     names = sorted(set(tr_y) | set(te_y or []))
     if len(names) < 2:
         raise DataError(f"task '{spec_name}' needs at least two labels (found {names})")
@@ -430,7 +439,7 @@ def _build(spec_name: str, title: str, domain: str, description: str, source: st
     rest, val = _stratified_split(tr_y, None, n_val, SPLIT_SEED + 1)
     return Task(spec_name, title, domain, description, source, licence, names,
                 [tr_x[i] for i in rest], tr_y[rest], list(te_x), te_y,
-                [tr_x[i] for i in val], tr_y[val], general)
+                [tr_x[i] for i in val], tr_y[val], general, dropped)
 
 
 BUILD_VERSION = 1     # bump when _build's splitting or cleaning changes: the on-disk copies are rebuilt
@@ -477,9 +486,12 @@ def load_task(name: str) -> Task:
     if name.startswith("upload:"):
         from .uploads import load_upload
 
-        spec, raw = load_upload(name)
-        return _build(name, spec["name"], "your data", f"Your uploaded file {spec['name']} (text column "
+        spec, raw, dropped = load_upload(name)
+        shown = spec.get("name") or name              # an old record may lack the file's name
+        task = _build(name, shown, "your data", f"Your uploaded file {shown} (text column "
                       f"'{spec['text']}', label column '{spec['label']}')", "uploaded to this lab", "yours", raw, False)
+        task.dropped = {k: v for k, v in {**dropped, **task.dropped}.items() if v}   # the file's rows, each counted
+        return task
     if name.startswith("hf:"):
         ds = name[3:]
         return _build(name, ds, "hub dataset", f"Hugging Face dataset {ds}", f"hub: {ds}", "see the dataset card",

@@ -6,6 +6,7 @@ from pages import ui
 from core import plots, stats
 from core.config import ConfigError
 from core.store import to_csv, to_json
+from core.uploads import display_name
 
 PCT, PTS = "%.1f %%", "%+.1f pts"      # printf formats; these columns hold fractions, multiplied by 100 below
 # Every column the table can show, in display order: (label, format or None for text, help).
@@ -48,7 +49,7 @@ DEFAULT_COLUMNS = ["task", "strategy", "size", "seed", "in_domain_acc", "general
 
 def column_config(name: str):
     title, fmt, help_ = COLUMNS[name]
-    width = "small" if name in ("task", "size", "seed") else None
+    width = "small" if name in ("size", "seed") else None   # a task's name (a file's, for an upload) needs room
     if fmt is None:
         return st.column_config.TextColumn(title, help=help_, width=width)
     return st.column_config.NumberColumn(title, help=help_, format=fmt, width=width)
@@ -112,7 +113,7 @@ if not runs:
 
 
 def label(r) -> str:
-    return f"{r.task} · {r.strategy} · n={r.size} · seed {r.seed} · {r.key[:8]}"
+    return f"{display_name(r.task)} · {r.strategy} · n={r.size} · seed {r.seed} · {r.key[:8]}"
 
 
 # ---------------------------------------------------------------------------- filters
@@ -120,7 +121,7 @@ cols = st.columns(3)
 tasks = sorted({r.task for r in runs})
 strategies = sorted({r.strategy for r in runs})
 sizes = sorted({r.size for r in runs})
-pick_tasks = cols[0].multiselect("Task", tasks, default=tasks, key="cmp_tasks")
+pick_tasks = cols[0].multiselect("Task", tasks, default=tasks, format_func=display_name, key="cmp_tasks")
 pick_strategies = cols[1].multiselect("Strategy", strategies, default=strategies, key="cmp_strategies")
 if len(sizes) > 1:
     low, high = cols[2].select_slider("Training-set size", sizes, value=(sizes[0], sizes[-1]), key="cmp_sizes")
@@ -136,6 +137,8 @@ if not table.empty:
                            format_func=lambda c: COLUMNS[c][0], key="cmp_columns")
     picked = [c for c in COLUMNS if c in DEFAULT_COLUMNS or c in extra]
     view = table[picked].copy()
+    if "task" in view:
+        view["task"] = view["task"].map(display_name)        # an upload's file name, not its hash
     for c in picked:
         if COLUMNS[c][1] in (PCT, PTS) or c in ("weight_distance", "general_delta_ci95"):
             view[c] = 100 * pd.to_numeric(view[c])      # the formats print the number as it is

@@ -10,7 +10,7 @@ from pages import ui
 from core.config import ConfigError, RunConfig
 from core.errors import DataError
 from core.estimate import STAGES, describe_accuracy
-from core import stats
+from core import stats, uploads
 from core.jobs import time_left
 from core.strategies import STRATEGIES
 from core.urlstate import check_fits, offered_models
@@ -220,8 +220,6 @@ ui.leave_guard(bool(active))
 def own_data() -> None:
     """Upload a table, pick its columns, see what it holds; 'Use this data' makes it a task (its link
     carries the content's hash, never a path)."""
-    from core import uploads
-
     file = st.file_uploader(f"CSV, TSV, JSON Lines or Parquet, up to {uploads.MAX_BYTES // 2**20} MB",
                             type=[e.lstrip(".") for e in uploads.FORMATS], key="upload_file")
     if file is None:
@@ -229,31 +227,47 @@ def own_data() -> None:
                    "split column of train/test). It stays on this server, under the lab's data folder.")
         return
     data = file.getvalue()
+
+    # Read, guessed and counted once per file and column choice, not on every rerun of the Lab (a file
+    # of 200,000 rows takes seconds); the table is only read, never changed, so one copy serves.
+    @st.cache_resource(max_entries=2, show_spinner=False)
+    def read(data: bytes, filename: str):
+        table = uploads.read_table(data, filename)
+        return table, uploads.guess_columns(table)       # from the content: names win only where they fit
+
+    @st.cache_resource(max_entries=8, show_spinner=False)
+    def examine(data: bytes, filename: str, text: str, label: str, split: str | None):
+        table = read(data, filename)[0]
+        problems = uploads.check_columns(table, text, label, split)
+        counts = uploads.class_counts(table, label) if label != text else {}
+        return problems, counts, None if problems else uploads.row_accounting(table, text, label, split)
+
     try:
-        table = uploads.read_table(data, file.name)
+        table, guess = read(data, file.name)
     except DataError as err:
         st.error(f"**This file cannot be used.** {err}", icon=ui.ICON_ERROR)
         return
     columns = list(table.columns)
 
-    def guess(*names, fallback=0):
-        return next((columns.index(n) for n in names if n in columns), min(fallback, len(columns) - 1))
-
     st.dataframe(table.head(5), hide_index=True, key="upload_preview")
     st.caption(f"{len(table):,} rows, {len(columns)} columns.")
-    text = st.selectbox("Text column", columns, index=guess("text", "sentence", "review", "content"), key="upload_text")
-    label = st.selectbox("Label column", columns, index=guess("label", "labels", "category", "class", fallback=1),
-                         key="upload_label")
+    text = st.selectbox("Text column", columns, index=columns.index(guess["text"]), key="upload_text")
+    label = st.selectbox("Label column", columns, index=columns.index(guess["label"]), key="upload_label")
     split = st.selectbox("Split column (optional: train/test)", [None] + columns,
-                         index=(columns.index("split") + 1) if "split" in columns else 0,
+                         index=columns.index(guess["split"]) + 1 if guess["split"] else 0,
                          format_func=lambda c: "none: a seeded 80/20 split" if c is None else c, key="upload_split")
-    problems = uploads.check_columns(table, text, label, split)
+    problems, counts, rows = examine(data, file.name, text, label, split)
     for problem in problems:
         st.error(problem, icon=ui.ICON_ERROR)
-    if label in columns and label != text:
-        counts = uploads.class_counts(table, label)
-        st.caption("Classes: " + ", ".join(f"{k} {v:,}" for k, v in list(counts.items())[:12])
+    if counts:
+        st.caption("Classes: " + ", ".join(f"{uploads.short(k)} {v:,}" for k, v in list(counts.items())[:12])
                    + (f" and {len(counts) - 12} more" if len(counts) > 12 else ""))
+    if rows:
+        st.caption(f"{uploads.rows_text(rows)}. The test split is {rows['test_from']}.")
+        if rows["rare"]:
+            st.warning(f"{rows['rare']} of {rows['classes']} classes have fewer than {uploads.RARE} training "
+                       "examples: the model can hardly learn them, and a smaller training-set size gives them "
+                       "fewer still.", icon=":material/warning:")
     if st.button("Use this data", key="upload_use", disabled=bool(problems), icon=":material/upload:"):
         try:
             name = uploads.save_upload(data, file.name, text, label, split)
@@ -277,9 +291,12 @@ with st.sidebar:
             if ui.painted("Loading the upload box…"):      # its widget is heavy: after the first paint
                 own_data()
     card = info["card"]
-    st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['test']:,} test · "
-               f"{len(card['labels'])} labels: {', '.join(card['labels'][:8])}"
-               + (" ..." if len(card["labels"]) > 8 else ""))
+    upload = card["name"].startswith("upload:")        # an upload counts its file's rows (the tooltip: why)
+    dropped = sum(card.get("dropped", {}).values()) if upload else 0
+    st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['validation']:,} validation / {card['test']:,} test"
+               + (f" ({dropped:,} rows dropped)" if dropped else "") + f" · {len(card['labels'])} labels: "
+               + ", ".join(map(uploads.short, card["labels"][:8])) + (" ..." if len(card["labels"]) > 8 else ""),
+               help=uploads.rows_text(card) if upload else None)
     if not presenter:
         for label, text in info["examples"]:
             st.caption(f"*{label}*: “{text[:140]}{'...' if len(text) > 140 else ''}”")

@@ -162,6 +162,10 @@ def lab_tasks() -> list[str]:
 def task_title(name: str) -> str:
     if name in TASKS:
         return TASKS[name].title
+    if name.startswith("upload:"):         # the file's name (core.uploads.display_name), never the hash alone
+        from core.uploads import display_name
+
+        return f"{display_name(name)} (your data)"
     try:
         return f"{task_info(name)['card']['title']} (your data)"
     except Exception:     # noqa: BLE001 - a title never stops a page

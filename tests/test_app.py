@@ -548,6 +548,32 @@ def test_own_data_uploaded_in_the_lab_becomes_a_task_whose_link_carries_its_hash
     assert again.session_state["lab_cfg"]["task"] == task and not again.error
 
 
+def test_an_upload_is_named_by_its_file_its_columns_guessed_and_its_rows_counted():
+    """A JSON Lines file with the label before the text: the columns come from the content, every row
+    is accounted for before "Use this data", and the task box then shows the file's name, not its hash."""
+    import pandas as pd
+
+    rows = [{"topic": t, "body": f"{t} story {i}: the market moved as traders weighed the {t} figures today"}
+            for i in range(25) for t in ("grain", "ship", "money")]
+    rows += [rows[0], {"topic": "grain", "body": ""}]                    # a duplicate and an empty text
+    data = pd.DataFrame(rows).to_json(orient="records", lines=True).encode()
+    at = new_app()
+    at.sidebar.file_uploader(key="upload_file").set_value(("wire-news.jsonl", data, "application/json")).run()
+    assert_no_exception(at)
+    assert at.selectbox(key="upload_text").value == "body" and at.selectbox(key="upload_label").value == "topic"
+    counted = [c.value for c in at.caption if c.value.startswith("77 rows: ")]
+    assert counted and "validation (taken from train)" in counted[0], [c.value for c in at.caption]
+    assert "2 dropped (1 empty text, 1 duplicate text)" in counted[0]
+    at.button(key="upload_use").click().run()
+    assert_no_exception(at)
+    task = at.session_state["lab_cfg"]["task"]
+    assert task.startswith("upload:") and at.query_params["task"] in (task, [task])   # the link keeps the hash
+    box = at.sidebar.selectbox(key="cfg_task")
+    assert box.value == task and "wire-news.jsonl (your data)" in box.options
+    assert not any(task in o for o in box.options)                      # nowhere named by its hash
+    assert any("(2 rows dropped)" in c.value for c in at.sidebar.caption)
+
+
 def test_an_unusable_upload_says_why_and_cannot_be_used():
     at = new_app()
     at.sidebar.file_uploader(key="upload_file").set_value(("x.csv", b"text,label\nonly,one\nmore,one\n", "text/csv")).run()

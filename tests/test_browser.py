@@ -8,6 +8,7 @@ which git ignores.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -368,4 +369,13 @@ def test_own_data_uploaded_runs_twice_and_its_link_restores_it(server, browser, 
     run_button(other).wait_for(timeout=120_000)
     other.get_by_text("LoRA (low-rank adapters) on moods.csv (your data), n=16").first.wait_for(timeout=30_000)
     shot(other, "own_data_link_in_a_fresh_browser")
+    # Compare names the upload by its file too (the filter's tag and the pair pickers), never by its hash
+    other.get_by_role("link", name="Compare").click()
+    other.get_by_text("moods.csv", exact=True).first.wait_for(timeout=60_000)      # the task filter's tag
+    picker = other.locator(".st-key-cmp_pair_a input")                              # its value, not its text
+    picker.wait_for(timeout=60_000)
+    assert re.match(r"moods\.csv · (feature-extraction|lora) · n=16", picker.input_value()), picker.input_value()
+    wait_rendered(other)
+    shot(other, "own_data_in_compare")
+    assert "upload:" not in other.locator("body").inner_text()
     fresh.close()

@@ -55,6 +55,40 @@ def test_run_json(cli_run):
     assert RunStore(store).get(result["key"]) is not None
 
 
+def test_runs_shows_an_upload_by_its_file_name_in_aligned_columns(cli_run, tmp_path, capsys):
+    """`core runs` names an upload by its file (not upload:<hash>) and keeps every column in line
+    however long the name."""
+    import dataclasses
+
+    import pandas as pd
+
+    from core import uploads
+
+    store, result = cli_run
+    df = pd.DataFrame({"text": [f"line {i} about {w} things" for i in range(30) for w in ("cats", "dogs")],
+                       "label": [w for i in range(30) for w in ("cats", "dogs")]})
+    name = uploads.save_upload(df.to_csv(index=False).encode(), "a-rather-long-file-name-of-pet-notes.csv",
+                               "text", "label")
+    copy = tmp_path / "copy.sqlite"
+    original = RunStore(store).get(result["key"])
+    RunStore(copy).put(original)
+    RunStore(copy).put(dataclasses.replace(original, key="f" * 16, task=name))
+
+    assert main(["--store", str(copy), "runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header, rows = lines[0], lines[1:3]
+    assert "2 runs in" in lines[3]
+    assert any("a-rather-long-file-name-of-pet-notes.csv" in r for r in rows)
+    assert not any(name in r for r in rows)                                  # not the hash
+    for column in ("strategy", "size", "in-dom", "time"):
+        at = header.index(column) + len(column)                               # right end of the header
+        for r in rows:                                                        # each value ends (or starts) there
+            if column == "strategy":
+                assert r[header.index(column):].startswith("feature-extraction"), (header, r)
+            else:
+                assert r[at - 1] != " " and (at == len(r) or r[at] == " "), (column, header, r)
+
+
 def test_runs_export_and_delete(cli_run, tmp_path, capsys):
     store, result = cli_run
     key = result["key"]

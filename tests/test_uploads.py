@@ -142,3 +142,102 @@ def test_a_file_of_50000_rows_becomes_a_task_and_its_run_time_is_said():
             "sample": task.train_texts[::200]}
     seconds = estimate_config(RunConfig(task=name, size=None, strategy="full"), info)
     assert seconds is not None and seconds > estimate_config(RunConfig(task=name, size=256, strategy="full"), info)
+
+
+# ---------------------------------------------------------------------------- shown by the file's name
+def test_an_upload_is_shown_by_its_file_name_with_hash_digits_only_where_two_share_it():
+    data = as_bytes(table(), ".csv")
+    solo = uploads.save_upload(data, "display-solo-reviews.csv", "review", "stars")
+    assert uploads.display_name(solo) == "display-solo-reviews.csv"
+    assert load_task(solo).title == "display-solo-reviews.csv"
+    first = uploads.save_upload(data, "display-twin.csv", "review", "stars")
+    second = uploads.save_upload(as_bytes(table(13), ".csv"), "display-twin.csv", "review", "stars")
+    shown = {uploads.display_name(first), uploads.display_name(second)}
+    assert len(shown) == 2, shown                                     # the two can be told apart
+    for name in (first, second):
+        label = uploads.display_name(name)
+        file_name, digits = label.split(" #")
+        assert file_name == "display-twin.csv" and 4 <= len(digits) < 16 and name.startswith(f"upload:{digits}")
+    assert uploads.display_name(solo) == "display-solo-reviews.csv"  # another file's twins change nothing here
+    assert uploads.display_name("r8") == "r8" and uploads.display_name("csv:/tmp/x.csv") == "csv:/tmp/x.csv"
+
+
+def test_an_old_record_without_a_file_name_or_an_unknown_upload_shows_a_short_hash():
+    name = uploads.save_upload(as_bytes(table(9), ".csv"), "display-old.csv", "review", "stars")
+    sidecar = uploads.uploads_dir() / f"{name.split(':')[1]}.json"
+    spec = json.loads(sidecar.read_text())
+    del spec["name"]
+    sidecar.write_text(json.dumps(spec))
+    assert uploads.display_name(name) == name[:15]                     # "upload:" and 8 digits
+    load_task.cache_clear()
+    assert len(load_task(name).train_texts) > 0                        # still a task
+    assert uploads.display_name("upload:00000000000000ff") == "upload:00000000"
+
+
+# ---------------------------------------------------------------------------- columns guessed from content
+def news(n_per_topic: int = 20) -> pd.DataFrame:
+    """A JSON Lines news file as the issue met it: the label column (topic) before the text (body)."""
+    topics = ("earn", "acq", "crude", "trade")
+    return pd.DataFrame([{"id": f"{t}-{i}", "topic": t,
+                          "body": f"{t.upper()} report {i}: the board said on Monday that {t} figures for the "
+                                  f"quarter were {i * 7} million, and analysts expect more of the same."}
+                         for i in range(n_per_topic) for t in topics])
+
+
+def test_columns_are_guessed_from_their_content_not_their_order():
+    read = uploads.read_table(as_bytes(news(), ".jsonl"), "news.jsonl")
+    assert list(read.columns) == ["id", "topic", "body"]
+    assert uploads.guess_columns(read) == {"text": "body", "label": "topic", "split": None}
+    assert uploads.check_columns(read, "body", "topic") == []
+
+
+def test_names_win_where_they_fit_and_lose_where_they_do_not():
+    df = table().rename(columns={"review": "text", "stars": "label"})          # named and fitting
+    df["note"] = [f"a longer free-text note number {i} that is not the text" * 2 for i in range(len(df))]
+    assert uploads.guess_columns(df) == {"text": "text", "label": "label", "split": "part"}
+    swapped = news().rename(columns={"body": "label", "topic": "text"})       # named, but the content says otherwise
+    guess = uploads.guess_columns(swapped)
+    assert (guess["text"], guess["label"]) == ("label", "text")
+
+
+def test_a_label_column_with_a_value_per_row_is_refused_in_one_short_sentence():
+    read = news()
+    problems = uploads.check_columns(read, "topic", "body")
+    assert len(problems) == 1 and "looks like text, not a label" in problems[0], problems
+    assert "board said" not in problems[0]                                  # no article printed
+    assert uploads.short("x" * 500) == "x" * 39 + "…" and uploads.short("a\n b") == "a b"
+
+
+# ---------------------------------------------------------------------------- every row accounted for
+def test_every_row_of_the_file_is_counted_to_the_splits_or_a_reason():
+    df = table(20)
+    extra = pd.DataFrame([
+        {"review": "   ", "stars": 1, "part": "train"},                              # empty text
+        {"review": None, "stars": 5, "part": "train"},                               # no text
+        {"review": "no label here", "stars": None, "part": "train"},                 # missing label
+        {"review": df.review[1], "stars": 1, "part": "train"},                       # duplicate in train
+        {"review": df.review[2], "stars": 1, "part": "test"},                        # a test text seen in train
+        {"review": "held back for later", "stars": 3, "part": "dev"},                # neither train nor test
+    ])
+    full = pd.concat([df, extra], ignore_index=True)
+    acc = uploads.row_accounting(full, "review", "stars", "part")
+    assert acc["rows"] == len(full) == 66
+    assert acc["dropped"] == {"empty text": 2, "missing label": 1, "'part' neither train nor test": 1,
+                              "duplicate text": 1, "test text also in train": 1}
+    assert acc["rows"] == sum(acc["dropped"].values()) + acc["train"] + acc["validation"] + acc["test"]
+    assert acc["validation"] > 0 and acc["test_from"] == "the 'part' column"
+    line = uploads.rows_text(acc)
+    assert line.startswith("66 rows: ") and "validation (taken from train)" in line and "6 dropped" in line
+    # the stored task says the same (the sidebar's facts read it)
+    name = uploads.save_upload(as_bytes(full, ".csv"), "accounted.csv", "review", "stars", "part")
+    card = load_task(name).card()
+    assert (card["train"], card["validation"], card["test"]) == (acc["train"], acc["validation"], acc["test"])
+    assert card["dropped"] == acc["dropped"] and uploads.rows_text(card) == line
+
+
+def test_classes_with_fewer_than_five_training_examples_are_counted():
+    df = pd.concat([table(20), pd.DataFrame([{"review": f"rare one {i}", "stars": 7, "part": "train"}
+                                             for i in range(3)])], ignore_index=True)
+    acc = uploads.row_accounting(df, "review", "stars")
+    assert acc["classes"] == 4 and acc["rare"] == 1 and acc["test_from"] == "a seeded 20 % of the rows"
+    assert uploads.row_accounting(table(20), "review", "stars")["rare"] == 0
