@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -86,6 +87,23 @@ def test_a_refused_link_value_goes_when_the_setup_changes():
     assert "model='/tmp'" not in link_errors(at)
 
 
+def test_a_refused_link_value_goes_when_a_run_is_queued():
+    from pages import ui
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["charts_ready"] = True
+    for k, v in {"size": "16", "strategy": "feature-extraction", "epochs": "1", "max_length": "32",
+                 "eval_size": "50", "general_size": "50", "lr": "fast"}.items():
+        at.query_params[k] = v
+    at.run()
+    assert "lr='fast'" in link_errors(at)
+    at.button(key="run").click().run()
+    assert_no_exception(at)
+    assert "lr='fast'" not in link_errors(at)
+    for job_id in at.session_state["jobs"]:          # only the message matters here: free the worker
+        ui.job_manager().stop(job_id)
+
+
 # ---------------------------------------------------------------------------- a real browser
 
 
@@ -99,7 +117,8 @@ def free_port() -> int:
 def fresh_server():
     """A server nobody has opened yet, with its own empty lab folder; yields its URL."""
     port = free_port()
-    env = {**os.environ, "FTLAB_HOME": tempfile.mkdtemp(prefix="ftlab-nav-"), "HF_HUB_OFFLINE": "1"}
+    home = tempfile.mkdtemp(prefix="ftlab-nav-")
+    env = {**os.environ, "FTLAB_HOME": home, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
          str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -122,6 +141,7 @@ def fresh_server():
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -377,8 +377,8 @@ def show_link_problems() -> None:
     """What the link asked for and did not get, one line each, with a Dismiss button. They stay on every
     rerun (the page's own follow-up reruns came within half a second and took them away, leaving the
     defaults without a reason) until dismissed, the setup is changed, or a run is queued."""
-    if st.session_state.get("jobs") or st.session_state.get("sweeps"):
-        drop_link_problems()     # a run was queued since the link was read (they are read only then)
+    if st.session_state.get("jobs") or st.session_state.get("sweeps") or st.session_state.get("run"):
+        drop_link_problems()     # a run was queued since the link was read, or the Lab's Run (key "run") was just clicked
     errors = st.session_state.get("url_errors")
     if not errors:
         return
