@@ -12,6 +12,7 @@ Session-state keys used across pages:
     url_errors  list   problems found in the link this session was opened with; shown until dismissed,
                        the setup changed or a run queued (show_link_problems)
     jobs        list   ids of the jobs this session submitted, oldest first
+    page_shown  str    the URL path of the page the last run drew (a different one starts at the top)
     presenter_on bool  presenter mode (advanced controls hidden, everything larger); the toggle's own
                        key "presenter" is written from it on every run (see bind)
 """
@@ -378,7 +379,7 @@ def show_link_problems() -> None:
     rerun (the page's own follow-up reruns came within half a second and took them away, leaving the
     defaults without a reason) until dismissed, the setup is changed, or a run is queued."""
     if st.session_state.get("jobs") or st.session_state.get("sweeps") or st.session_state.get("run"):
-        drop_link_problems()     # a run was queued since the link was read, or the Lab's Run (key "run") was just clicked
+        drop_link_problems()     # a run queued since the link was read, or the Lab's Run (key "run") just clicked
     errors = st.session_state.get("url_errors")
     if not errors:
         return
