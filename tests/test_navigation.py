@@ -195,6 +195,7 @@ def test_the_glue_module_is_not_a_page(browser):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{url}/ui")
         page.locator(".st-key-run button").wait_for(timeout=120_000)      # the Lab, not a blank page
+        assert page.get_by_text("Page not found").count() == 1             # and Streamlit says why
         settled(page, 1.0)
         assert page.locator('[data-testid="stException"]').count() == 0
         assert nav_titles(page) == ["Lab", "Compare", "Learn"]
