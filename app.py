@@ -14,9 +14,4 @@ with st.sidebar:    # bound like the Lab's widgets: a toggle set only from sessi
               help="Hide the advanced controls and enlarge everything for a talk on a projector.")
 ui.apply_style()
 
-page = st.navigation([
-    st.Page("pages/lab.py", title="Lab", icon=":material/science:", default=True),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
-    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
-])
-page.run()
+ui.run_page(ui.navigation())    # Lab, Compare, Learn (pages/ui is a package: never offered as a page)

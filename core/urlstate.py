@@ -4,8 +4,9 @@ Only fields that differ from RunConfig's defaults go into the URL, written the w
 takes them (`size=all`, `lora_targets=query,value`). A link is data, never an instruction: it
 may name only the lab's own tasks and the models the server offers (the registry, plus what
 whoever started the server listed in FTLAB_MODELS), and every field is checked against the task
-and model it names. Whatever cannot be used is dropped with a message naming the parameter; the
-rest of the link still applies. The page shows the messages, never a traceback.
+and model it names, whatever the strategy (a value the link's strategy ignores is still one the
+next strategy picked would use). Whatever cannot be used is dropped with a message naming the
+parameter; the rest of the link still applies. The page shows the messages, never a traceback.
 """
 from __future__ import annotations
 
@@ -53,13 +54,17 @@ def config_to_query(cfg: RunConfig) -> dict[str, str]:
     return out
 
 
-def check_fits(cfg: RunConfig) -> None:
-    """ConfigError if `cfg` asks for more than its task and model have (size, layers, LoRA targets)."""
+def check_fits(cfg: RunConfig, any_strategy: bool = False) -> None:
+    """ConfigError if `cfg` asks for more than its task and model have (size, layers, LoRA targets).
+    Only the fields its strategy uses, unless `any_strategy`: then every field as written, also those
+    this strategy ignores, each in its own range too (a link's value must fit whichever strategy is
+    picked later: `strategy=lora&freeze_layers=40` would otherwise block Run once full is picked)."""
     from .data import load_task
     from .model_registry import model_layers
     from .strategies.lora import TARGETS
 
-    cfg = cfg.resolved()
+    resolved = cfg.resolved()          # the strategy exists and what it will use is valid
+    cfg = cfg if any_strategy else resolved
     n_train = len(load_task(cfg.task).train_texts)
     if cfg.size is not None and cfg.size > n_train:
         raise ConfigError(f"size {cfg.size:,} is more than the task's {n_train:,} training examples")
@@ -71,6 +76,8 @@ def check_fits(cfg: RunConfig) -> None:
     if cfg.lora_targets is not None and not set(cfg.lora_targets) <= set(TARGETS):
         unknown = ", ".join(sorted(set(cfg.lora_targets) - set(TARGETS)))
         raise ConfigError(f"LoRA targets must be among {', '.join(TARGETS)} (got {unknown})")
+    if any_strategy:
+        cfg.validate()                 # every knob's own range, whichever strategy declares it
 
 
 def config_from_query(params: Mapping[str, str]) -> tuple[RunConfig, list[str]]:
@@ -95,7 +102,7 @@ def config_from_query(params: Mapping[str, str]) -> tuple[RunConfig, list[str]]:
             continue
         candidate = {**values, name: value}
         try:   # a task is checked at its own size (the size field, if any, is checked against it next)
-            check_fits(RunConfig(**({**candidate, "size": None} if name == "task" else candidate)))
+            check_fits(RunConfig(**({**candidate, "size": None} if name == "task" else candidate)), any_strategy=True)
         except ConfigError as err:
             errors.append(f"the link's {name}={raw!r} cannot be used: {err}; ignored")
             continue

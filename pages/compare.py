@@ -8,6 +8,8 @@ from core.config import ConfigError
 from core.store import to_csv, to_json
 from core.uploads import display_name
 
+ui.enter_page()      # first: a run that skipped app.py goes through it
+
 PCT, PTS = "%.1f %%", "%+.1f pts"      # printf formats; these columns hold fractions, multiplied by 100 below
 # Every column the table can show, in display order: (label, format or None for text, help).
 COLUMNS = {

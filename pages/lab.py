@@ -15,6 +15,8 @@ from core.jobs import time_left
 from core.strategies import STRATEGIES
 from core.urlstate import check_fits, offered_models
 
+ui.enter_page()      # first: a run that skipped app.py goes through it
+
 presenter = ui.presenter()
 bind = ui.bind
 
@@ -55,8 +57,7 @@ st.title("Fine-tuning lab")
 if not presenter:
     st.caption("Adapt a pre-trained encoder to a task and see both what it learns (in-domain accuracy) "
                "and what it forgets (a general benchmark it was never trained on).")
-for msg in st.session_state.pop("url_errors", []):
-    st.error(msg, icon=ui.ICON_LINK)
+ui.show_link_problems()      # what the link asked for and did not get, until dismissed
 
 # ---------------------------------------------------------------------------- the configuration
 # The Run bar comes first in the script (it is what a speaker needs at once), before the sidebar;

@@ -10,6 +10,8 @@ from pages import ui
 from core.config import ConfigError, RunConfig
 from core.presets import measured
 
+ui.enter_page()      # first: a run that skipped app.py goes through it
+
 st.title("Learn")
 ui.sync_query()
 st.write("Each idea below comes with a small experiment. The button queues its runs on the in-domain task "

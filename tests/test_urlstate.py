@@ -1,8 +1,10 @@
 """Links are data, not instructions: what a shared link may set, and what it is refused."""
+from dataclasses import replace
+
 import pytest
 
 from core.config import RunConfig
-from core.urlstate import EXTRA_MODELS_ENV, config_from_query, config_to_query
+from core.urlstate import EXTRA_MODELS_ENV, check_fits, config_from_query, config_to_query
 
 
 def refused(params: dict) -> tuple[RunConfig, str]:
@@ -56,3 +58,28 @@ def test_a_good_link_comes_back_as_it_was_written():
     cfg = RunConfig(task="sms-spam", size=128, strategy="lora", lora_r=4, lora_targets=("query", "key"), seed=3)
     back, errors = config_from_query(config_to_query(cfg))
     assert not errors and back.resolved() == cfg.resolved()
+
+
+@pytest.mark.parametrize("params, field, words", [
+    ({"strategy": "lora", "freeze_layers": "40"}, "freeze_layers", "has 6 layers"),
+    ({"freeze_layers": "40", "strategy": "feature-extraction"}, "freeze_layers", "has 6 layers"),
+    ({"strategy": "full", "lora_targets": "foo"}, "lora_targets", "LoRA targets must be among"),
+    ({"strategy": "lora", "l2sp_alpha": "-5"}, "l2sp_alpha", "must be in"),
+    ({"strategy": "full", "lora_r": "0"}, "lora_r", "must be in"),
+    ({"strategy": "lp-ft", "wise_alpha": "3"}, "wise_alpha", "must be in"),
+])
+def test_a_value_its_strategy_ignores_is_still_checked(params, field, words):
+    """A link's value must fit the task and model whatever strategy is picked later: accepted under LoRA,
+    freeze_layers=40 would block Run as soon as the user picks full fine-tuning."""
+    cfg, errors = config_from_query(params)
+    assert len(errors) == 1 and errors[0].startswith(f"the link's {field}=") and words in errors[0]
+    assert errors[0].endswith("; ignored") and "\n" not in errors[0]           # the usual one line
+    assert getattr(cfg, field) == getattr(RunConfig(), field)                # the default instead
+    for strategy in ("full", "lora", "lp-ft", "l2-sp", "wise-ft", "feature-extraction"):
+        check_fits(replace(cfg, strategy=strategy))                          # runs, whichever is picked
+
+
+def test_a_value_that_fits_another_strategy_is_kept_for_it():
+    cfg, errors = config_from_query({"strategy": "lora", "freeze_layers": "4", "l2sp_alpha": "100"})
+    assert not errors and cfg.freeze_layers == 4 and cfg.l2sp_alpha == 100
+    assert replace(cfg, strategy="full").resolved().freeze_layers == 4

@@ -1,19 +1,28 @@
-"""Streamlit glue shared by app.py and the pages: the job manager, this session's jobs, the Lab's
-configuration and its widgets, cached look-ups, the URL, messages and the presenter style. Core
-does the work; this file only connects it to st. Session-state keys used across pages:
+"""Streamlit glue shared by app.py and the pages: the navigation, the job manager, this session's jobs,
+the Lab's configuration and its widgets, cached look-ups, the URL, messages and the presenter style. Core
+does the work; this file only connects it to st.
+
+A package (pages/ui/__init__.py), not a module beside the pages: Streamlit's legacy discovery offers
+every pages/*.py file as a page (see enter_page), and this is not one.
+
+Session-state keys used across pages:
 
     lab_cfg     dict   THE Lab configuration (RunConfig.to_dict()): widgets, URL and Learn buttons
                        all read and write this one dict, never each other
-    url_errors  list   problems found in the link this session was opened with
+    url_errors  list   problems found in the link this session was opened with; shown until dismissed,
+                       the setup changed or a run queued (show_link_problems)
     jobs        list   ids of the jobs this session submitted, oldest first
+    page_shown  str    the URL path of the page the last run drew (a different one starts at the top)
     presenter_on bool  presenter mode (advanced controls hidden, everything larger); the toggle's own
                        key "presenter" is written from it on every run (see bind)
 """
 from __future__ import annotations
 
+import runpy
 import time
 import uuid
 from dataclasses import fields
+from pathlib import Path
 
 import streamlit as st
 
@@ -34,6 +43,59 @@ from core.estimate import LONG_RUN_S  # noqa: E402  a run estimated longer asks 
 FIELD_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 # Fields where None means the strategy's default: an emptied box keeps None (others take FIELD_DEFAULTS).
 OPTIONAL_NUMBERS = {"lr", "head_lr", "epochs", "batch_size", "dropout"}
+
+
+# ---------------------------------------------------------------------------- navigation
+# Streamlit (1.67) has two ways to find an app's pages. The old one, for an app with a `pages/` folder
+# beside its main script, lists every pages/*.py file and runs the one the URL names *instead of* the main
+# script; the new one, st.navigation, is what app.py uses. Which one applies is one flag for the whole
+# server process: it starts on "old" when pages/ exists and turns to "new" the first time any session
+# calls st.navigation. So on a freshly started server, a link to /compare or /learn opened before anyone
+# opened / ran the page without app.py (no session set-up: "no attribute lab_cfg") and the sidebar listed
+# the raw files. The page files stay in pages/, so every page starts with enter_page(): in a run that did
+# not come through app.py it runs app.py there and then, which switches the server to st.navigation for
+# good and draws this same page in full, and the outer run stops. (Not a rerun: a rerun would drop the
+# click that started this run. AppTest starts every run the old way, so its page switches take this path.)
+APP_SCRIPT = Path(__file__).resolve().parents[2] / "app.py"
+NAV_MARK = "_via_app"        # set by app.py just before it runs the page; the page takes it
+
+
+def navigation():
+    """The lab's pages, as st.navigation's page (app.py runs it)."""
+    return st.navigation([
+        st.Page("pages/lab.py", title="Lab", icon=":material/science:", default=True),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
+    ])
+
+
+# The browser keeps the main area's scroll offset when the page changes (a Learn button, a sidebar link):
+# the new page lands scrolled down as far as its own height allows, and scroll anchoring then follows its
+# content further down as its plots arrive. Three of the eleven Learn buttons landed on a Lab with the
+# Run bar out of view. A page that replaces another starts at the top (the element takes no room: a
+# script's empty element would still push the page down by one gap until the next rerun).
+TO_TOP = """<style>[data-testid="stElementContainer"]:has(script.to-top) { display: none; }</style>
+<script class="to-top">document.querySelector('[data-testid="stMain"]')?.scrollTo(0, 0);</script>"""
+
+
+def run_page(page) -> None:
+    """app.py's last line: run the page the URL names, marked as having come through app.py."""
+    st.session_state[NAV_MARK] = True
+    shown = st.session_state.get("page_shown")
+    if shown is not None and shown != page.url_path:
+        st.html(TO_TOP, unsafe_allow_javascript=True)
+    st.session_state["page_shown"] = page.url_path
+    page.run()
+
+
+def enter_page() -> None:
+    """The first line of every page: a run that Streamlit started without app.py (its legacy discovery
+    of pages/, on a fresh server) goes through app.py, to the same page (a page's id is its URL path
+    either way), with the same link and the same clicks."""
+    if st.session_state.pop(NAV_MARK, False):
+        return
+    runpy.run_path(str(APP_SCRIPT))     # the session's set-up, st.navigation, and this page in full
+    st.stop()                           # drawn by app.py just now: nothing left for this run to do
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -257,6 +319,7 @@ def lab_config() -> RunConfig:
 def set_lab_config(cfg: RunConfig) -> None:
     """Replace the Lab's configuration (e.g. from the Learn page); the widgets show it on their next run."""
     st.session_state.lab_cfg = cfg.to_dict()
+    drop_link_problems()         # a new setup: what the link asked for no longer matters
 
 
 def set_field(name: str, value) -> None:
@@ -266,6 +329,7 @@ def set_field(name: str, value) -> None:
 def _take(name: str, empty, convert) -> None:
     """on_change of the widget for field `name`: its value goes into lab_cfg. An emptied number box
     is `empty` (None, which a strategy default fills, or the field's own default)."""
+    drop_link_problems()         # the user changed the setup: the link's refusals are behind them
     value = st.session_state.get(WIDGET_PREFIX + name)
     if value is None:
         value = empty
@@ -308,6 +372,25 @@ FAILURE_TITLES = {
 }
 ICON_ERROR, ICON_WARNING, ICON_STOPPED, ICON_LINK = (":material/block:", ":material/warning:",
                                                      ":material/stop_circle:", ":material/link_off:")
+
+
+def drop_link_problems() -> None:
+    st.session_state.pop("url_errors", None)
+
+
+def show_link_problems() -> None:
+    """What the link asked for and did not get, one line each, with a Dismiss button. They stay on every
+    rerun (the page's own follow-up reruns came within half a second and took them away, leaving the
+    defaults without a reason) until dismissed, the setup is changed, or a run is queued."""
+    if st.session_state.get("jobs") or st.session_state.get("sweeps") or st.session_state.get("run"):
+        drop_link_problems()     # a run queued since the link was read, or the Lab's Run (key "run") just clicked
+    errors = st.session_state.get("url_errors")
+    if not errors:
+        return
+    for msg in errors:
+        st.error(msg, icon=ICON_LINK)
+    st.button("Dismiss", key="dismiss_link_problems", icon=":material/close:", type="tertiary",
+              on_click=drop_link_problems)
 
 
 def show_job_outcome(job) -> None:
