@@ -133,9 +133,9 @@ def runs_differ(a, b) -> bool:
     """Whether two runs (RunResults) differ by more than noise on either axis of the trade-off plot:
     paired over the same texts where both kept their outcomes, else by their own standard errors
     added in quadrature (a wider, unpaired test)."""
-    inside = in_domain_change(a.test_correct, b.test_correct) if same_test_texts(a, b) else None
-    if inside is not None:
-        if verdict(inside["change"], inside["se"]) != "within noise":
+    after, before = (unpack(a.test_correct), unpack(b.test_correct)) if same_test_texts(a, b) else (None, None)
+    if after is not None and before is not None and after.shape == before.shape and after.size > 1:
+        if verdict(*paired_change(after, before)) != "within noise":      # no bootstrap: called per frontier step
             return True
     else:
         se = math.sqrt(sum(r.in_domain_acc * (1 - r.in_domain_acc) / max(r.n_eval, 1) for r in (a, b)))
