@@ -30,12 +30,10 @@ def pct(fraction: float | None, digits: int = 1) -> str:
     return "–" if v is None else f"{v:.{digits}f} %"
 
 
-def pts(fraction: float | None, digits: int = 1, signed: bool = True) -> str:
-    """A change of fractions in percentage points: 0.005 -> '+0.5 pts'. A change that rounds to zero
-    prints unsigned ('0.0 pts'), not '+0.0' or '-0.0'."""
+def pts(fraction: float | None, digits: int = 1, unit: str = " pts") -> str:
+    """A change of fractions in percentage points: 0.005 -> '+0.5 pts' (unit="" -> '+0.5'). A change
+    that rounds to zero prints unsigned ('0.0 pts'), neither '+0.0' nor '-0.0': it went neither way."""
     v = pct_value(fraction, digits)
     if v is None:
         return "–"
-    if v == 0:
-        return f"{0:.{digits}f} pts"
-    return f"{v:+.{digits}f} pts" if signed else f"{v:.{digits}f} pts"
+    return (f"{0:.{digits}f}" if v == 0 else f"{v:+.{digits}f}") + unit

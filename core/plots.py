@@ -375,51 +375,66 @@ def _mean_sd(values):
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
 def size_figure(runs, metric: str = "in_domain_acc") -> go.Figure:
-    """Accuracy against training-set size, one line per strategy, error bars = sd over seeds."""
+    """Accuracy against training-set size, one line per strategy and comparable group (task, model,
+    benchmark: never an average across tasks), error bars = sd over seeds."""
     fig = go.Figure()
-    for strategy in sorted({r.strategy for r in runs}):
-        by_size = {}
-        for r in runs:
-            if r.strategy == strategy:
-                by_size.setdefault(r.size, []).append(getattr(r, metric))
-        sizes = sorted(by_size)
-        stats = [_mean_sd(by_size[s]) for s in sizes]
-        fig.add_trace(go.Scatter(
-            x=sizes, y=[100 * m for m, _ in stats], name=strategy, mode="lines+markers",
-            line=dict(color=colour(strategy)),
-            error_y=dict(type="data", array=[100 * sd for _, sd in stats], visible=True),
-            text=[f"{len(by_size[s])} seed(s)" for s in sizes],
-            hovertemplate="n=%{x}: %{y:.1f} ± %{error_y.array:.1f} %<br>%{text}<extra>" + strategy + "</extra>"))
+    by_group = groups(runs)
+    for g, (key, members) in enumerate(by_group.items()):
+        prefix = f"{group_label(key, by_group)} · " if len(by_group) > 1 else ""
+        for strategy in sorted({r.strategy for r in members}):
+            by_size = {}
+            for r in members:
+                if r.strategy == strategy:
+                    by_size.setdefault(r.size, []).append(getattr(r, metric))
+            sizes = sorted(by_size)
+            stats_ = [_mean_sd(by_size[s]) for s in sizes]
+            fig.add_trace(go.Scatter(
+                x=sizes, y=[100 * m for m, _ in stats_], name=prefix + strategy, mode="lines+markers",
+                line=dict(color=colour(strategy), dash=DASHES[g % len(DASHES)]),
+                error_y=dict(type="data", array=[100 * sd for _, sd in stats_], visible=True),
+                text=[f"{len(by_size[s])} seed(s)" for s in sizes],
+                hovertemplate="n=%{x}: %{y:.1f} ± %{error_y.array:.1f} %<br>%{text}<extra>" + prefix + strategy
+                              + "</extra>"))
     fig.update_xaxes(type="log", title_text="training-set size (log scale)")
-    fig.update_layout(title="In-domain accuracy vs training-set size (mean ± sd over seeds)",
+    fig.update_layout(title="In-domain accuracy vs training-set size (mean ± sd over seeds"
+                            + ("; one line per task and strategy, never averaged across tasks)" if len(by_group) > 1
+                               else ")"),
                       yaxis_title="in-domain accuracy (%)", height=420, template="plotly_white")
     return fig
 
 
 def general_breakdown_figure(runs) -> go.Figure:
     """Per general task, each strategy's change against the pre-trained encoder in points (mean ± sd
-    over its runs), fixed probe solid, refitted probe hatched. Fixed shows drift of the old features;
+    over its runs), fixed probe solid, refitted probe hatched; one set of bars per comparable group
+    (task, model, benchmark), never pooled across them. Fixed shows drift of the old features;
     refit, lost information. Changes of a point or two are the story, so the axis fits the changes."""
     fig = go.Figure()
     if not runs:
         return fig
-    tasks = list(runs[0].general["per_task"])
+    by_group = groups(runs)
     spread = [0.0]                     # every bar end and error-bar end, to scale the axis
-    for strategy in sorted({r.strategy for r in runs}):
-        group = [r for r in runs if r.strategy == strategy]
-        for probe, pattern in (("fixed", ""), ("refit", "/")):
-            # each run against its own pre-trained reference (model and benchmark size may differ)
-            stats = [_mean_sd(100 * (r.general["per_task"][t][probe] - r.pretrained_general["per_task"][t][probe])
-                              for r in group) for t in tasks]
-            sds = [sd if len(group) > 1 else None for _, sd in stats]
-            spread += [m + s * (sd or 0) for m, sd in stats for s in (-1, 1)]
-            fig.add_trace(go.Bar(
-                x=tasks, y=[m for m, _ in stats], name=f"{strategy} ({probe})",
-                marker=dict(color=colour(strategy), pattern_shape=pattern),
-                error_y=dict(type="data", array=sds, visible=len(group) > 1),
-                hovertemplate="%{x}: %{y:+.1f}" + (" ± %{error_y.array:.1f}" if len(group) > 1 else "")
-                + f" pts ({len(group)} run(s))<extra>{strategy} ({probe})</extra>"))
+    for key, members in by_group.items():
+        prefix = f"{group_label(key, by_group)} · " if len(by_group) > 1 else ""
+        tasks = list(members[0].general["per_task"])
+        for strategy in sorted({r.strategy for r in members}):
+            group = [r for r in members if r.strategy == strategy]
+            for probe, pattern in (("fixed", ""), ("refit", "/")):
+                # each run against its own pre-trained reference
+                stats_ = [_mean_sd(100 * (r.general["per_task"][t][probe] - r.pretrained_general["per_task"][t][probe])
+                                   for r in group) for t in tasks]
+                sds = [sd if len(group) > 1 else None for _, sd in stats_]
+                spread += [m + s * (sd or 0) for m, sd in stats_ for s in (-1, 1)]
+                name = f"{prefix}{strategy} ({probe})"
+                fig.add_trace(go.Bar(
+                    x=tasks, y=[m for m, _ in stats_], name=name,
+                    marker=dict(color=colour(strategy), pattern_shape=pattern),
+                    error_y=dict(type="data", array=sds, visible=len(group) > 1),
+                    hovertemplate="%{x}: %{y:+.1f}" + (" ± %{error_y.array:.1f}" if len(group) > 1 else "")
+                    + f" pts ({len(group)} run(s))<extra>{name}</extra>"))
     low, high = min(spread), max(spread)
     pad = max(0.1 * (high - low), 0.5)         # 0 stays inside with room on both sides: the zero line shows
     fig.update_layout(barmode="group", height=420, template="plotly_white",
