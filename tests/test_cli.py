@@ -55,6 +55,24 @@ def test_run_json(cli_run):
     assert RunStore(store).get(result["key"]) is not None
 
 
+def test_run_json_carries_the_intervals_the_cards_show(cli_run):
+    from core import stats
+    from core.training import RunResult
+
+    _, result = cli_run
+    got = result["intervals"]
+    inside = got["in_domain"]
+    assert inside["n"] == 50 and inside["low"] < result["in_domain_acc"] < inside["high"]
+    k = round(result["in_domain_acc"] * 50)
+    assert (inside["low"], inside["high"]) == pytest.approx(stats.wilson(k, 50))
+    general = got["general_change"]                  # feature extraction: the encoder did not move
+    assert general["change"] == 0 and general["ci95"] == 0 and general["verdict"] == "within noise"
+    assert got["vs_majority"] == pytest.approx(result["in_domain_acc"] - result["majority_acc"])
+    assert got["trained"] is True
+    again = RunResult.from_dict(result)             # the extra key does not stop the result from loading
+    assert again.intervals() == got
+
+
 def test_runs_export_and_delete(cli_run, tmp_path, capsys):
     store, result = cli_run
     key = result["key"]
