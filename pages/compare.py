@@ -163,14 +163,12 @@ if shown:
     # One trade-off plot per task, model and benchmark: their accuracies, references and frontiers
     # are not comparable across those, so they never share one.
     by_group = plots.groups(shown)
-    keys = list(by_group)
-    if len(keys) > 1:
-        picked_group = st.selectbox(f"Trade-off plot of ({len(keys)} groups: each task, model and benchmark apart)",
-                                    range(len(keys)), format_func=lambda i: plots.group_label(keys[i], keys),
-                                    key="cmp_tradeoff_group")
-    else:
-        picked_group = 0
-    fig = plots.tradeoff_figure(by_group[keys[picked_group]])
+    named = {plots.group_label(k, by_group): k for k in by_group}
+    picked_group = next(iter(named))
+    if len(named) > 1:
+        picked_group = st.selectbox(f"Trade-off plot of ({len(named)} groups: each task, model and benchmark apart)",
+                                    list(named), key="cmp_tradeoff_group")
+    fig = plots.tradeoff_figure(by_group[named[picked_group]])
     figure_with_download(fig, "tradeoff", "cmp_tradeoff")
     st.caption(plots.caption_of(fig))
     figure_with_download(plots.size_figure(shown), "accuracy_vs_size", "cmp_size")
