@@ -73,8 +73,7 @@ def thin_classes_note(c, after: bool = False) -> None:
     st.caption(f":material/warning: {'This run had' if after else 'At this size'} **{got['thin']} of "
                f"{got['labels']} labels with fewer than {got['below']} training examples**"
                + (f" ({got['none_or_one']} with 0 or 1)" if got["none_or_one"] else "")
-               + ": those labels are learned from next to nothing, so expect a low macro-F1"
-               + ("." if after else "; a larger training-set size gives each label more."))
+               + ": little to learn them from, " + ("which pulls macro-F1 down." if after else "so expect a low macro-F1."))
 
 
 st.title("Fine-tuning lab")
