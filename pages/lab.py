@@ -371,9 +371,9 @@ def wise_mixer(result) -> None:
                             float(result.config.get("wise_alpha") or 0.5), 0.05, key=f"wise_mix_{result.key}"), 2)
         if a in scored:
             p = scored[a]
-            st.markdown(f"At a = {a:g}: in-domain **{100 * p['in_domain_acc']:.1f} %**, general "
-                        f"**{100 * p['general']:.1f} %** ({100 * (p['general'] - result.pretrained_general['score']):+.1f} "
-                        "pts vs pre-trained); " + ("scored by this run, drawn as its curve on the plot below."
+            st.markdown(f"At a = {a:g}: in-domain **{pct(p['in_domain_acc'])}**, general "
+                        f"**{pct(p['general'])}** ({pts(p['general'] - result.pretrained_general['score'])} "
+                        "vs pre-trained); " + ("scored by this run, drawn as its curve on the plot below."
                                                    if len(result.curve) > 1 else "re-scored from the kept weights."))
             return
         kept = ui.weights_kept(result.training_key)
