@@ -193,7 +193,9 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
                                  marker=dict(symbol="cross-thin-open", size=16, color="#555",
                                              line=dict(width=2, color="#555"))))
         n_eval = sorted({r.n_eval for r in everyone})
-        caption.append("Each marker is a run (filled: this lab's runs; hollow: presets); its size grows with the "
+        kinds = ("filled: this lab's runs; hollow: presets" if runs and presets else
+                 "hollow: presets" if presets else "")
+        caption.append(f"Each marker is a run{f' ({kinds})' if kinds else ''}; its size grows with the "
                        "training-set size. Bars are 95 % intervals: vertical, the in-domain accuracy over its "
                        f"{' or '.join(f'{n:,}' for n in n_eval)} test texts (Wilson); horizontal, the general change "
                        "against the pre-trained encoder, paired over the same sentences.")

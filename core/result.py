@@ -99,7 +99,7 @@ class RunResult:
         are learned far worse (on a 52-label upload: 84 % accuracy, 33 % macro-F1)."""
         return self.in_domain_acc - self.in_domain_f1 > UNEVEN_F1
 
-    def beats_majority(self) -> bool | None:
+    def beats_majority(self) -> bool:
         """True when the majority-class accuracy lies below the in-domain 95 % interval, False when inside
         or above it (not distinguishable from always answering the commonest label)."""
         return self.majority_acc < self.in_domain_interval()["low"]
