@@ -85,7 +85,8 @@ class RunResult:
         from .stats import general_interval
 
         return {"in_domain": self.in_domain_interval(), "general_change": general_interval(self.general_change()),
-                "vs_majority": self.in_domain_acc - self.majority_acc, "trained": self.trained}
+                "vs_majority": self.vs_majority() or {"change": self.in_domain_acc - self.majority_acc},
+                "trained": self.trained}
 
     def labels_missed(self) -> tuple[int, int]:
         """(labels of the test texts the run never got right, labels the test texts have): why a macro-F1,
@@ -99,9 +100,20 @@ class RunResult:
         are learned far worse (on a 52-label upload: 84 % accuracy, 33 % macro-F1)."""
         return self.in_domain_acc - self.in_domain_f1 > UNEVEN_F1
 
+    def vs_majority(self) -> dict | None:
+        """The in-domain change against always answering the commonest label, paired over the same test
+        texts, with its interval and verdict (core.stats.vs_majority); None without a confusion matrix."""
+        from .stats import vs_majority
+
+        return vs_majority(self.confusion, self.majority_acc)
+
     def beats_majority(self) -> bool:
-        """True when the majority-class accuracy lies below the in-domain 95 % interval, False when inside
-        or above it (not distinguishable from always answering the commonest label)."""
+        """True when the run is better than always answering the commonest label by more than noise: by
+        the paired interval where the confusion matrix is kept, else with the majority-class accuracy
+        under the in-domain 95 % interval."""
+        paired = self.vs_majority()
+        if paired is not None:
+            return paired["change"] > 0 and paired["verdict"] != "within noise"
         return self.majority_acc < self.in_domain_interval()["low"]
 
     @property

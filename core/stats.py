@@ -161,3 +161,30 @@ def thin_classes(sampled_labels, num_labels: int, below: int = FEW_EXAMPLES) -> 
     counts = np.bincount(np.asarray(sampled_labels, dtype=int), minlength=num_labels)
     return {"labels": int(num_labels), "below": below, "thin": int((counts < below).sum()),
             "none_or_one": int((counts <= 1).sum()), "smallest": int(counts.min()) if num_labels else 0}
+
+
+def vs_majority(confusion, majority_acc: float) -> dict | None:
+    """The in-domain accuracy's change against always answering the majority label, paired over the
+    same test texts: {"change", "se", "ci95", "verdict"}. Each text is right or wrong for both, and the
+    confusion matrix holds all four counts: right for both (the majority label's diagonal cell), only
+    for the run (the rest of the diagonal), only for the majority (its row's misses). The majority label
+    is the one whose share of the test texts is majority_acc; if several are (a tie), the wider interval
+    is kept. None without a confusion matrix (results stored before it was kept)."""
+    c = np.asarray(confusion, dtype=float)
+    if c.ndim != 2 or c.size == 0 or c.sum() < 2:
+        return None
+    n = c.sum()
+    support, hits = c.sum(axis=1), np.diag(c)
+    candidates = [m for m in range(len(support)) if abs(support[m] / n - majority_acc) < 0.5 / n]
+    if not candidates:
+        return None
+    best = None
+    for m in candidates:
+        only_run = hits.sum() - hits[m]           # d = +1
+        only_majority = support[m] - hits[m]      # d = -1
+        change = (only_run - only_majority) / n
+        var = max(0.0, (only_run + only_majority - n * change ** 2) / (n - 1))
+        se = math.sqrt(var / n)
+        if best is None or se > best["se"]:
+            best = {"change": float(change), "se": se, "ci95": Z95 * se, "verdict": verdict(change, se)}
+    return best

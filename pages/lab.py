@@ -408,14 +408,17 @@ if result is not None:
                  + (" (kept fine-tuned weights re-scored, no training)" if result.rescored else ""))
     inside, change = result.in_domain_interval(), result.general_change()
     noise = change is None or stats.verdict(change["change"], change["se"]) == "within noise"
-    above = result.beats_majority()
+    above, majority = result.beats_majority(), result.vs_majority()
+    # coloured only when the run is told apart from the majority class (better, or worse: red)
+    told = above or (majority is not None and majority["verdict"] != "within noise")
     row = st.columns(4)
     row[0].metric("In-domain accuracy", pct(result.in_domain_acc),
-                  f"{pts(result.in_domain_acc - result.majority_acc)} vs majority class",
-                  delta_color="normal" if above else "off", delta_arrow="auto" if above else "off",
+                  pts(result.in_domain_acc - result.majority_acc, unit="")
+                  + (f" ± {pct_value(majority['ci95']):.1f}" if majority else "") + " pts vs majority class",
+                  delta_color="normal" if told else "off", delta_arrow="auto" if told else "off",
                   help=f"95 % interval {pct(inside['low'])} to {pct(inside['high'])} over {result.n_eval:,} test "
                        f"texts (Wilson). The majority class: always answering the commonest training label, "
-                       f"{pct(result.majority_acc)}.")
+                       f"{pct(result.majority_acc)}" + ("; the ± is paired over the same texts." if majority else "."))
     if result.trained:
         row[1].metric("Train accuracy", pct(result.train_acc), f"overfitting gap {pts(result.overfit_gap)}",
                       delta_color="inverse")

@@ -59,7 +59,7 @@ def test_zero_shot_and_an_unchanged_encoder_read_as_no_change():
 
 def test_the_headline_says_what_macro_f1_and_the_majority_class_mean():
     query = {"strategy": "feature-extraction", "size": "64", "seed": "4"}
-    at, run = run_from_store(query, in_domain_acc=0.84, in_domain_f1=0.333, majority_acc=0.421)
+    at, run = run_from_store(query, in_domain_acc=0.84, in_domain_f1=0.333, majority_acc=0.421, confusion=[])
     got = cards(at)
     head = got["In-domain accuracy"]
     assert head.body == "84.0 %" and head.delta == "+41.9 pts vs majority class"
@@ -77,7 +77,7 @@ def test_the_headline_says_what_macro_f1_and_the_majority_class_mean():
 
 def test_a_run_no_better_than_the_majority_class_gets_no_green_arrow():
     query = {"strategy": "feature-extraction", "size": "32", "seed": "5"}
-    at, _ = run_from_store(query, in_domain_acc=0.5, majority_acc=0.4975)
+    at, _ = run_from_store(query, in_domain_acc=0.5, majority_acc=0.4975, confusion=[])
     head = cards(at)["In-domain accuracy"]
     assert head.color == MetricColor.GRAY and head.direction == MetricDirection.NONE
     assert "not told apart from that" in " ".join(c.value for c in at.caption)
@@ -98,3 +98,16 @@ def test_labels_with_a_handful_of_examples_are_named_before_and_after_the_run():
     assert thin_classes("r8", None)["thin"] == 0                 # all of R8: none
     bigger = new_app({**query, "size": "1024"})
     assert not any("training examples**" in c.value for c in bigger.caption)
+
+
+def test_the_headline_change_against_the_majority_class_carries_its_paired_interval():
+    from core.fmt import pct_value, pts
+
+    query = {"strategy": "feature-extraction", "size": "128", "seed": "8"}
+    at, run = run_from_store(query)                       # the preset's own figures and confusion matrix
+    paired = run.vs_majority()
+    assert paired["verdict"] == "distinguishable from zero"
+    head = cards(at)["In-domain accuracy"]
+    assert head.delta == (f"{pts(run.in_domain_acc - run.majority_acc, unit='')} ± {pct_value(paired['ci95']):.1f} "
+                          "pts vs majority class")
+    assert head.color == MetricColor.GREEN and head.direction == MetricDirection.UP

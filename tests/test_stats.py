@@ -138,3 +138,18 @@ def test_thin_classes_counts_labels_with_a_handful_of_examples():
     got = stats.thin_classes(labels, 4)
     assert got == {"labels": 4, "below": 5, "thin": 3, "none_or_one": 2, "smallest": 0}
     assert stats.thin_classes(np.array([0] * 5 + [1] * 5), 2)["thin"] == 0
+
+
+def test_the_change_against_the_majority_class_is_paired_over_the_same_texts():
+    # 3 labels, 10 test texts: label 0 is the majority (6 texts). The run finds 5 of label 0, 3 of label 1, 0 of 2.
+    y = np.array([0] * 6 + [1] * 3 + [2])
+    pred = np.array([0, 0, 0, 0, 0, 1] + [1, 1, 1] + [0])
+    from core.result import confusion
+
+    got = stats.vs_majority(confusion(y, pred, 3), 0.6)
+    run_right, majority_right = (y == pred), (y == 0)
+    change, se = stats.paired_change(run_right, majority_right)
+    assert got["change"] == pytest.approx(change) == pytest.approx(0.2)
+    assert got["se"] == pytest.approx(se) and got["ci95"] == pytest.approx(stats.Z95 * se)
+    assert stats.vs_majority([], 0.5) is None
+    assert stats.vs_majority(confusion(y, pred, 3), 0.45) is None            # no label has that share
