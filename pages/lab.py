@@ -414,7 +414,7 @@ if result is not None:
     row = st.columns(4)
     row[0].metric("In-domain accuracy", pct(result.in_domain_acc),
                   pts(result.in_domain_acc - result.majority_acc, unit="")
-                  + (f" ± {pct_value(majority['ci95']):.1f}" if majority else "") + " pts vs majority class",
+                  + (f" ± {pct_value(majority['ci95']):.1f}" if majority else "") + " pts vs majority",     # one line at presenter size
                   delta_color="normal" if told else "off", delta_arrow="auto" if told else "off",
                   help=f"95 % interval {pct(inside['low'])} to {pct(inside['high'])} over {result.n_eval:,} test "
                        f"texts (Wilson). The majority class: always answering the commonest training label, "

@@ -62,7 +62,7 @@ def test_the_headline_says_what_macro_f1_and_the_majority_class_mean():
     at, run = run_from_store(query, in_domain_acc=0.84, in_domain_f1=0.333, majority_acc=0.421, confusion=[])
     got = cards(at)
     head = got["In-domain accuracy"]
-    assert head.body == "84.0 %" and head.delta == "+41.9 pts vs majority class"
+    assert head.body == "84.0 %" and head.delta == "+41.9 pts vs majority"
     assert head.color == MetricColor.GREEN                       # 0.421 lies far under its interval
     text = " ".join(c.value for c in at.caption)
     assert "Always answering the commonest label scores 42.1 %" in text
@@ -109,5 +109,5 @@ def test_the_headline_change_against_the_majority_class_carries_its_paired_inter
     assert paired["verdict"] == "distinguishable from zero"
     head = cards(at)["In-domain accuracy"]
     assert head.delta == (f"{pts(run.in_domain_acc - run.majority_acc, unit='')} ± {pct_value(paired['ci95']):.1f} "
-                          "pts vs majority class")
+                          "pts vs majority")
     assert head.color == MetricColor.GREEN and head.direction == MetricDirection.UP
