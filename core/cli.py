@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .config import FIELD_TYPES, ConfigError, RunConfig, parse_field
+from .fmt import pct_value
 from .sweeps import parse_grid, sweep_configs
 from .uploads import display_name
 from .data import GENERAL_NAMES, DataError
@@ -73,17 +74,19 @@ def config_from_args(args, **overrides) -> RunConfig:
 
 
 def fmt_pct(x):
-    return "-" if x is None else f"{100 * x:.1f}"
+    return "-" if x is None else f"{pct_value(x):.1f}"     # rounded as the app rounds (core.fmt)
 
 
 def result_table(r) -> str:
     from .stats import verdict
 
     g, p, change = r.general, r.pretrained_general, r.general_change()
+    inside = r.in_domain_interval()
     lines = [
         f"run {r.key}  task={r.task} strategy={r.strategy} size={r.size} seed={r.seed}"
         + ("  (from the run store)" if r.cached else ""),
-        f"  in-domain accuracy     {fmt_pct(r.in_domain_acc):>6} %   macro-F1 {fmt_pct(r.in_domain_f1)} %"
+        f"  in-domain accuracy     {fmt_pct(r.in_domain_acc):>6} %   95 % {fmt_pct(inside['low'])} to "
+        f"{fmt_pct(inside['high'])} %   macro-F1 {fmt_pct(r.in_domain_f1)} %"
         f"   (majority class {fmt_pct(r.majority_acc)} %, n={r.n_eval})",
         f"  train accuracy         {fmt_pct(r.train_acc):>6} %   overfitting gap {100 * r.overfit_gap:+.1f} pts",
         f"  general score (fixed)  {fmt_pct(g['score']):>6} %   {100 * r.general_delta:+.1f}"
@@ -140,7 +143,9 @@ def cmd_run(args, store):
         result = run(cfg, on_progress=bar, store=None if args.no_store else store)
     finally:
         bar.close()
-    print(json.dumps(result.to_dict(), indent=1) if args.json else result_table(result))
+    # --json: the result, and the intervals the Lab's cards show (the bits alone leave them to the reader)
+    print(json.dumps({**result.to_dict(), "intervals": result.intervals()}, indent=1) if args.json
+          else result_table(result))
 
 
 def cmd_list(args, store):

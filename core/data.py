@@ -554,3 +554,13 @@ def log_sizes(task: Task, smallest: int = 16) -> list[int]:
         sizes.append(s)
         s *= 2
     return sizes + [n]
+
+
+def thin_classes(name: str, size: int | None, seed: int = 0) -> dict:
+    """core.stats.thin_classes of the training sample a run of `name` at `size` (and `seed`) draws:
+    the same stratified sample sample_train gives the run. A DataError propagates."""
+    from .stats import thin_classes as count
+
+    task = load_task(name)
+    idx = sample_train(task, size, seed)
+    return count(task.train_labels[idx], task.num_labels)

@@ -13,6 +13,9 @@ import statistics
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import stats
+from .fmt import pct, pct_value, pts
+
 STRATEGY_COLOURS = {"feature-extraction": "#1f77b4", "full": "#d62728", "lora": "#2ca02c", "bitfit": "#9467bd",
                     "lp-ft": "#ff7f0e", "l2-sp": "#8c564b", "wise-ft": "#e377c2", "zero-shot": "#17becf"}
 OTHER_COLOUR = "#7f7f7f"
@@ -36,12 +39,14 @@ def hover_text(r, change: dict | None = None) -> str:
     cfg = r.config
     knobs = ", ".join(f"{k}={cfg[k]}" for k in HOVER_FIELDS if cfg.get(k) not in (None, False))
     change = change if change is not None else r.general_change()
-    paired = "" if change is None else f" ± {100 * change['ci95']:.1f} (paired 95 %)"
+    paired = "" if change is None else f" ± {pct_value(change['ci95']):.1f} (paired 95 %)"
     moved = "" if r.weight_distance is None else f"<br>weights moved {100 * r.weight_distance:.2f} %" + (
         f", kept epoch {r.chosen_epoch}" if r.chosen_epoch is not None else "")
-    return (f"<b>{r.strategy}</b> n={r.size} seed={r.seed}<br>in-domain {100 * r.in_domain_acc:.1f} %, "
-            f"general {100 * r.general['score']:.1f} % ({100 * r.general_delta:+.1f}{paired})<br>"
-            f"train {100 * r.train_acc:.1f} %, trainable {r.trainable_params:,}{moved}<br>{knobs}")
+    inside = r.in_domain_interval()
+    return (f"<b>{r.strategy}</b> n={r.size} seed={r.seed}<br>in-domain {pct(r.in_domain_acc)} "
+            f"(95 %: {pct(inside['low'])} to {pct(inside['high'])}, {r.n_eval:,} test texts), "
+            f"general {pct(r.general['score'])} ({pts(r.general_delta)}{paired})<br>"
+            f"train {pct(r.train_acc)}, trainable {r.trainable_params:,}{moved}<br>{knobs}")
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -55,15 +60,20 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def _scatter(runs, name: str, strategy: str, hollow: bool) -> go.Scatter:
-    # Horizontal bars: the paired 95 % interval of the general change (results without the
-    # per-sentence outcomes, stored before they were kept, get none).
+    # Bars: vertical, the in-domain accuracy's 95 % interval over the run's test texts (Wilson);
+    # horizontal, the paired 95 % interval of the general change (results without the per-sentence
+    # outcomes, stored before they were kept, get none).
     changes = [r.general_change() for r in runs]
     cis = [None if c is None else 100 * c["ci95"] for c in changes]
     error_x = dict(type="data", array=[c or 0 for c in cis], visible=True, thickness=1.5, width=4,
                    color=colour(strategy)) if any(c is not None for c in cis) else None
+    inside = [r.in_domain_interval() for r in runs]
+    error_y = dict(type="data", symmetric=False, visible=True, thickness=1.5, width=4, color=colour(strategy),
+                   array=[100 * (i["high"] - r.in_domain_acc) for r, i in zip(runs, inside)],
+                   arrayminus=[100 * (r.in_domain_acc - i["low"]) for r, i in zip(runs, inside)])
     return go.Scatter(
         x=[100 * r.general["score"] for r in runs], y=[100 * r.in_domain_acc for r in runs],
-        mode="markers", name=name, legendgroup=name, error_x=error_x,
+        mode="markers", name=name, legendgroup=name, error_x=error_x, error_y=error_y,
         marker=dict(size=[marker_size(r.size) for r in runs], color=colour(strategy),
                     symbol="circle-open" if hollow else "circle", line=dict(width=2 if hollow else 1,
                                                                                  color=colour(strategy))),
@@ -84,10 +94,90 @@ def curve_trace(r, showlegend: bool = True) -> go.Scatter:
                       + f"n={r.size} seed={r.seed}</extra>")
 
 
+# The smallest spans the trade-off plot's axes show, in points. A paired general change's 95 %
+# half-width is about 0.3-1 point at the default 1000 sentences per general task, and an in-domain
+# accuracy's about 1.5-4 points on 500-2000 test texts: an axis a few of those wide draws a
+# difference the size of the noise as small as it is. Narrower, autorange blew float noise (1e-7
+# between a score and its reference) or half a point up to the plot's whole width or height.
+MIN_SPAN_GENERAL = 4.0
+MIN_SPAN_IN_DOMAIN = 10.0
+INTERVALS_LEGEND = "bars: 95 % intervals (↕ in-domain, ↔ general change)"
+
+
+def comparable_key(r) -> tuple:
+    """Runs that may share an aggregate or a Pareto frontier: the same task (its test texts), model and
+    general benchmark (its version and sentences: the x axis's reference)."""
+    b = r.benchmark or {}
+    return (r.task, r.config.get("model"), b.get("version"), r.config.get("general_size"))
+
+
+def group_label(key: tuple, keys) -> str:
+    """'r8', or 'r8 · minilm' / 'r8 · benchmark v2, 500 sentences' where the groups differ in that."""
+    keys = list(keys)
+    parts = [str(key[0])]
+    if len({k[1] for k in keys}) > 1:
+        parts.append(str(key[1]))
+    if len({k[2:] for k in keys}) > 1:
+        parts.append(f"benchmark v{key[2]}, {key[3]} sentences")
+    return " · ".join(parts)
+
+
+def groups(runs) -> dict:
+    """Runs by comparable_key, in first-seen order."""
+    out = {}
+    for r in runs:
+        out.setdefault(comparable_key(r), []).append(r)
+    return out
+
+
+def pareto_runs(runs) -> list:
+    """The runs no other run beats on both axes, from the most general (right) to the least."""
+    front, best = [], -math.inf
+    for r in sorted(runs, key=lambda r: (-r.general["score"], -r.in_domain_acc)):
+        if r.in_domain_acc > best:
+            front.append(r)
+            best = r.in_domain_acc
+    return front
+
+
+def distinct_front(front) -> tuple[list, int]:
+    """(the frontier's runs each more than noise away from the last one kept, how many were skipped):
+    a frontier step smaller than its 95 % intervals is no trade-off and gets no line."""
+    if not front:
+        return [], 0
+    kept = [front[0]]
+    for r in front[1:]:
+        if stats.runs_differ(kept[-1], r):
+            kept.append(r)
+    return kept, len(front) - len(kept)
+
+
+def _num_labels(r) -> int | None:
+    return len(r.per_class) or len(r.confusion) or None
+
+
+def _span(values, minimum: float, low_bound: float = -1.0, high_bound: float = 101.0) -> list[float]:
+    """[low, high] around `values`, padded, at least `minimum` wide and inside the bounds."""
+    low, high = min(values), max(values)
+    pad = 0.06 * (high - low)
+    low, high = low - pad, high + pad
+    if high - low < minimum:
+        centre = (low + high) / 2
+        low, high = centre - minimum / 2, centre + minimum / 2
+    if low < low_bound:
+        low, high = low_bound, max(high, low_bound + minimum)
+    if high > high_bound:
+        low, high = min(low, high_bound - minimum), high_bound
+    return [low, high]
+
+
 def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str = "") -> go.Figure:
-    """Live runs (filled) over preset runs (hollow); a reference line at the pre-trained general
-    score with an arrow from it to every live run; the Pareto frontier of all points."""
+    """Live runs (filled) over preset runs (hollow), each with its 95 % intervals; a reference line at
+    the pre-trained general score with an arrow from it to every live run; the majority-class and
+    chance lines of each task; the Pareto frontier of each comparable group, through steps larger than
+    their intervals. fig.layout.meta["caption"] says in words what was drawn."""
     fig = go.Figure()
+    everyone = list(runs) + list(presets)
     for strategy in sorted({r.strategy for r in presets}):
         group = [r for r in presets if r.strategy == strategy]
         fig.add_trace(_scatter(group, f"preset: {strategy}", strategy, hollow=True))
@@ -97,23 +187,90 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
 
     for i, r in enumerate([r for r in runs if len(r.curve) > 1]):
         fig.add_trace(curve_trace(r, showlegend=i == 0))
+    caption = []
+    if everyone:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=INTERVALS_LEGEND, hoverinfo="skip",
+                                 marker=dict(symbol="cross-thin-open", size=16, color="#555",
+                                             line=dict(width=2, color="#555"))))
+        n_eval = sorted({r.n_eval for r in everyone})
+        kinds = ("filled: this lab's runs; hollow: presets" if runs and presets else
+                 "hollow: presets" if presets else "")
+        caption.append(f"Each marker is a run{f' ({kinds})' if kinds else ''}; its size grows with the "
+                       "training-set size. Bars are 95 % intervals: vertical, the in-domain accuracy over its "
+                       f"{' or '.join(f'{n:,}' for n in n_eval)} test texts (Wilson); horizontal, the general change "
+                       "against the pre-trained encoder, paired over the same sentences.")
 
-    everyone = list(runs) + list(presets)
-    front = pareto_front([(100 * r.general["score"], 100 * r.in_domain_acc) for r in everyone])
-    if len(front) > 1:
-        fig.add_trace(go.Scatter(x=[p[0] for p in front], y=[p[1] for p in front], mode="lines",
-                                 name="Pareto frontier", line=dict(color="black", dash="dot", width=1.5),
-                                 hoverinfo="skip"))
-
-    # Each run is drawn against the pre-trained score it was measured with: runs with another
-    # general-benchmark size (or an older measurement) have another reference, and get their own line.
-    refs = sorted({round(100 * r.pretrained_general["score"], 6) for r in everyone})
-    for ref in refs:
-        sizes = sorted({r.config.get("general_size") for r in everyone
-                        if round(100 * r.pretrained_general["score"], 6) == ref and r.config.get("general_size")})
+    # Each run is drawn against the pre-trained score it was measured with, at exactly that value
+    # (an unchanged encoder's point then sits on its line): runs with another model or general-benchmark
+    # size have another reference, and get their own line.
+    refs = {}
+    for r in everyone:
+        refs.setdefault(round(100 * r.pretrained_general["score"], 6), []).append(r)
+    for members in refs.values():
+        sizes = sorted({r.config.get("general_size") for r in members if r.config.get("general_size")})
         label = "pre-trained encoder" + (f" (general size {', '.join(map(str, sizes))})" if len(refs) > 1 and sizes else "")
-        fig.add_vline(x=ref, line=dict(color="grey", dash="dash"), annotation_text=label,
-                      annotation_position="top left")
+        fig.add_vline(x=100 * members[0].pretrained_general["score"], line=dict(color="grey", dash="dash"),
+                      annotation_text=label, annotation_position="bottom left")
+    if refs:
+        caption.append("Dashed line: the pre-trained encoder's general score; arrows run from it to each run, "
+                       "left means forgotten.")
+
+    # Baselines per task: always answering the commonest training label, and a blind guess among k labels.
+    by_task = {}
+    for r in everyone:
+        by_task.setdefault(r.task, []).append(r)
+    baselines, chances = [], []           # (name, value in points, dash)
+    for task, members in by_task.items():
+        prefix = f"{task}: " if len(by_task) > 1 else ""
+        for m in sorted({round(100 * r.majority_acc, 6) for r in members}):
+            baselines.append((f"{prefix}majority class {pct_value(m / 100)} %", m, "dot"))
+        k = next((_num_labels(r) for r in members if _num_labels(r)), None)
+        if k:
+            chances.append((f"{prefix}chance (1 in {k}) {pct_value(1 / k)} %", 100 / k, "dashdot"))
+
+    # The y axis reaches down to the majority class, the baseline the cards quote. Chance lies at or
+    # below it, on a many-label task far below (2 % of 52 labels): taking it in would squeeze every
+    # run into the top of the plot, so a chance line outside the axis is named in the legend instead.
+    xs, ys = [], [b[1] for b in baselines]
+    for r in everyone:
+        change = r.general_change()
+        half = 100 * change["ci95"] if change else 0.0
+        inside = r.in_domain_interval()
+        xs += [100 * r.general["score"] - half, 100 * r.general["score"] + half]
+        ys += [100 * inside["low"], 100 * inside["high"]]
+    xs += [100 * m[0].pretrained_general["score"] for m in refs.values()]
+    x_range = _span(xs, MIN_SPAN_GENERAL, -1, 101) if xs else None
+    y_range = _span(ys, MIN_SPAN_IN_DOMAIN) if ys else None
+    chances = [(name + ("" if y_range is None or value >= y_range[0] else ", below the axis"), value, dash)
+               for name, value, dash in chances]
+    baselines += chances
+    if baselines:
+        caption.append("Horizontal lines: the majority class (always answering the commonest training label) and "
+                       "chance (a blind guess among the labels" + (", below the axis here)." if any(
+                           "below the axis" in c[0] for c in chances) else ")."))
+    for name, value, dash in baselines:
+        fig.add_trace(go.Scatter(x=x_range, y=[value, value], mode="lines", name=name, hoverinfo="name",
+                                 line=dict(color="#888", dash=dash, width=1.5)))
+
+    fronts = []
+    for i, (key, members) in enumerate(groups(everyone).items()):
+        front = pareto_runs(members)
+        kept, skipped = distinct_front(front)
+        fronts.append((len(front), len(kept), skipped))
+        if len(kept) > 1:
+            fig.add_trace(go.Scatter(x=[100 * r.general["score"] for r in kept], y=[100 * r.in_domain_acc for r in kept],
+                                     mode="lines", name="Pareto frontier", legendgroup="Pareto frontier",
+                                     showlegend=not any(t.name == "Pareto frontier" for t in fig.data),
+                                     line=dict(color="black", dash="dot", width=1.5), hoverinfo="skip"))
+    drawn = [f for f in fronts if f[1] > 1]
+    skipped = sum(f[2] for f in fronts)
+    if drawn:
+        caption.append("Dotted line: the Pareto frontier (runs no other run beats on both axes)"
+                       + (f", leaving out {skipped} run(s) on it within the 95 % intervals of their neighbour." if skipped
+                          else ", each step larger than the 95 % intervals."))
+    elif any(f[0] > 1 for f in fronts):
+        caption.append("No Pareto frontier drawn: the runs on it differ by less than their 95 % intervals.")
+
     for r in list(runs)[-MAX_ARROWS:]:
         x, y = 100 * r.general["score"], 100 * r.in_domain_acc
         fig.add_annotation(x=x, y=y, ax=100 * r.pretrained_general["score"], ay=y, xref="x", yref="y", axref="x",
@@ -127,11 +284,23 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
                                      name="latest run", marker=dict(size=marker_size(r.size) + 10, color="rgba(0,0,0,0)",
                                                                     line=dict(color="black", width=2)),
                                      hoverinfo="skip"))
+    if everyone:
+        caption.append(f"The axes span at least {MIN_SPAN_GENERAL:g} points (general) and {MIN_SPAN_IN_DOMAIN:g} "
+                       "points (in-domain), so a difference of a point looks as small as it is.")
     fig.update_layout(
         title=title or "Learning vs forgetting", xaxis_title="general-benchmark score (%)  ← forgets",
         yaxis_title="in-domain accuracy (%)", legend_title="marker size = training-set size",
-        height=480, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white")
+        height=480, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white", meta={"caption": " ".join(caption)})
+    if x_range:
+        fig.update_xaxes(range=x_range)
+        fig.update_yaxes(range=y_range)
     return fig
+
+
+def caption_of(fig: go.Figure) -> str:
+    """The words a figure carries about what it draws (tradeoff_figure's), or ''."""
+    meta = fig.layout.meta
+    return (meta or {}).get("caption", "") if isinstance(meta, dict) else ""
 
 
 def curves_figure(curves: list[dict], title: str = "Per-epoch curves", n_epochs: int | None = None) -> go.Figure:
@@ -208,51 +377,66 @@ def _mean_sd(values):
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
 def size_figure(runs, metric: str = "in_domain_acc") -> go.Figure:
-    """Accuracy against training-set size, one line per strategy, error bars = sd over seeds."""
+    """Accuracy against training-set size, one line per strategy and comparable group (task, model,
+    benchmark: never an average across tasks), error bars = sd over seeds."""
     fig = go.Figure()
-    for strategy in sorted({r.strategy for r in runs}):
-        by_size = {}
-        for r in runs:
-            if r.strategy == strategy:
-                by_size.setdefault(r.size, []).append(getattr(r, metric))
-        sizes = sorted(by_size)
-        stats = [_mean_sd(by_size[s]) for s in sizes]
-        fig.add_trace(go.Scatter(
-            x=sizes, y=[100 * m for m, _ in stats], name=strategy, mode="lines+markers",
-            line=dict(color=colour(strategy)),
-            error_y=dict(type="data", array=[100 * sd for _, sd in stats], visible=True),
-            text=[f"{len(by_size[s])} seed(s)" for s in sizes],
-            hovertemplate="n=%{x}: %{y:.1f} ± %{error_y.array:.1f} %<br>%{text}<extra>" + strategy + "</extra>"))
+    by_group = groups(runs)
+    for g, (key, members) in enumerate(by_group.items()):
+        prefix = f"{group_label(key, by_group)} · " if len(by_group) > 1 else ""
+        for strategy in sorted({r.strategy for r in members}):
+            by_size = {}
+            for r in members:
+                if r.strategy == strategy:
+                    by_size.setdefault(r.size, []).append(getattr(r, metric))
+            sizes = sorted(by_size)
+            stats_ = [_mean_sd(by_size[s]) for s in sizes]
+            fig.add_trace(go.Scatter(
+                x=sizes, y=[100 * m for m, _ in stats_], name=prefix + strategy, mode="lines+markers",
+                line=dict(color=colour(strategy), dash=DASHES[g % len(DASHES)]),
+                error_y=dict(type="data", array=[100 * sd for _, sd in stats_], visible=True),
+                text=[f"{len(by_size[s])} seed(s)" for s in sizes],
+                hovertemplate="n=%{x}: %{y:.1f} ± %{error_y.array:.1f} %<br>%{text}<extra>" + prefix + strategy
+                              + "</extra>"))
     fig.update_xaxes(type="log", title_text="training-set size (log scale)")
-    fig.update_layout(title="In-domain accuracy vs training-set size (mean ± sd over seeds)",
+    fig.update_layout(title="In-domain accuracy vs training-set size (mean ± sd over seeds"
+                            + ("; one line per task and strategy, never averaged across tasks)" if len(by_group) > 1
+                               else ")"),
                       yaxis_title="in-domain accuracy (%)", height=420, template="plotly_white")
     return fig
 
 
 def general_breakdown_figure(runs) -> go.Figure:
     """Per general task, each strategy's change against the pre-trained encoder in points (mean ± sd
-    over its runs), fixed probe solid, refitted probe hatched. Fixed shows drift of the old features;
+    over its runs), fixed probe solid, refitted probe hatched; one set of bars per comparable group
+    (task, model, benchmark), never pooled across them. Fixed shows drift of the old features;
     refit, lost information. Changes of a point or two are the story, so the axis fits the changes."""
     fig = go.Figure()
     if not runs:
         return fig
-    tasks = list(runs[0].general["per_task"])
+    by_group = groups(runs)
     spread = [0.0]                     # every bar end and error-bar end, to scale the axis
-    for strategy in sorted({r.strategy for r in runs}):
-        group = [r for r in runs if r.strategy == strategy]
-        for probe, pattern in (("fixed", ""), ("refit", "/")):
-            # each run against its own pre-trained reference (model and benchmark size may differ)
-            stats = [_mean_sd(100 * (r.general["per_task"][t][probe] - r.pretrained_general["per_task"][t][probe])
-                              for r in group) for t in tasks]
-            sds = [sd if len(group) > 1 else None for _, sd in stats]
-            spread += [m + s * (sd or 0) for m, sd in stats for s in (-1, 1)]
-            fig.add_trace(go.Bar(
-                x=tasks, y=[m for m, _ in stats], name=f"{strategy} ({probe})",
-                marker=dict(color=colour(strategy), pattern_shape=pattern),
-                error_y=dict(type="data", array=sds, visible=len(group) > 1),
-                hovertemplate="%{x}: %{y:+.1f}" + (" ± %{error_y.array:.1f}" if len(group) > 1 else "")
-                + f" pts ({len(group)} run(s))<extra>{strategy} ({probe})</extra>"))
+    for key, members in by_group.items():
+        prefix = f"{group_label(key, by_group)} · " if len(by_group) > 1 else ""
+        tasks = list(members[0].general["per_task"])
+        for strategy in sorted({r.strategy for r in members}):
+            group = [r for r in members if r.strategy == strategy]
+            for probe, pattern in (("fixed", ""), ("refit", "/")):
+                # each run against its own pre-trained reference
+                stats_ = [_mean_sd(100 * (r.general["per_task"][t][probe] - r.pretrained_general["per_task"][t][probe])
+                                   for r in group) for t in tasks]
+                sds = [sd if len(group) > 1 else None for _, sd in stats_]
+                spread += [m + s * (sd or 0) for m, sd in stats_ for s in (-1, 1)]
+                name = f"{prefix}{strategy} ({probe})"
+                fig.add_trace(go.Bar(
+                    x=tasks, y=[m for m, _ in stats_], name=name,
+                    marker=dict(color=colour(strategy), pattern_shape=pattern),
+                    error_y=dict(type="data", array=sds, visible=len(group) > 1),
+                    hovertemplate="%{x}: %{y:+.1f}" + (" ± %{error_y.array:.1f}" if len(group) > 1 else "")
+                    + f" pts ({len(group)} run(s))<extra>{name}</extra>"))
     low, high = min(spread), max(spread)
     pad = max(0.1 * (high - low), 0.5)         # 0 stays inside with room on both sides: the zero line shows
     fig.update_layout(barmode="group", height=420, template="plotly_white",

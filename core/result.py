@@ -6,6 +6,10 @@ importing the training code.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+
+UNEVEN_F1 = 0.10      # 10 points: wider than the two figures' noise on a few hundred test texts
 
 
 @dataclass
@@ -68,13 +72,71 @@ class RunResult:
 
         return general_change(self.general, self.pretrained_general)
 
+    def in_domain_interval(self) -> dict:
+        """The in-domain accuracy with its 95 % interval over the run's test texts (core.stats)."""
+        from .stats import accuracy_interval
+
+        return accuracy_interval(self.in_domain_acc, self.n_eval)
+
+    def intervals(self) -> dict:
+        """What the cards show beyond the raw bits: the in-domain accuracy's 95 % interval, the general
+        change's paired interval and its verdict (None for a result stored without per-sentence outcomes),
+        and whether the encoder was trained at all (no overfitting gap to read when it was not)."""
+        from .stats import general_interval
+
+        return {"in_domain": self.in_domain_interval(), "general_change": general_interval(self.general_change()),
+                "vs_majority": self.vs_majority() or {"change": self.in_domain_acc - self.majority_acc},
+                "trained": self.trained}
+
+    def labels_missed(self) -> tuple[int, int]:
+        """(labels of the test texts the run never got right, labels the test texts have): why a macro-F1,
+        which weighs every label equally, sits far under an accuracy the common labels carry."""
+        present = [c for c in self.per_class if c["support"]]
+        return sum(1 for c in present if not c["recall"]), len(present)
+
+    @property
+    def labels_uneven(self) -> bool:
+        """Macro-F1 more than UNEVEN_F1 under the accuracy: the common labels carry the accuracy, rare ones
+        are learned far worse (on a 52-label upload: 84 % accuracy, 33 % macro-F1)."""
+        return self.in_domain_acc - self.in_domain_f1 > UNEVEN_F1
+
+    def vs_majority(self) -> dict | None:
+        """The in-domain change against always answering the commonest label, paired over the same test
+        texts, with its interval and verdict (core.stats.vs_majority); None without a confusion matrix."""
+        from .stats import vs_majority
+
+        return vs_majority(self.confusion, self.majority_acc)
+
+    def beats_majority(self) -> bool:
+        """True when the run is better than always answering the commonest label by more than noise: by
+        the paired interval where the confusion matrix is kept, else with the majority-class accuracy
+        under the in-domain 95 % interval."""
+        paired = self.vs_majority()
+        if paired is not None:
+            return paired["change"] > 0 and paired["verdict"] != "within noise"
+        return self.majority_acc < self.in_domain_interval()["low"]
+
+    @property
+    def trained(self) -> bool:
+        """False for a strategy that fits nothing to the training texts (zero-shot): its train accuracy
+        is a score on texts it never learned from, and its 'overfitting gap' means nothing."""
+        return self.strategy != "zero-shot"
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def export_dict(self) -> dict:
+        """to_dict() for a file a person reads: created_at as ISO 8601 with its time zone (UTC), and
+        the intervals the cards show. from_dict() reads it back."""
+        return {**self.to_dict(), "created_at": iso_time(self.created_at, "microseconds"),
+                "intervals": self.intervals()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunResult":
         known = {f for f in cls.__dataclass_fields__}
         d = {k: v for k, v in d.items() if k in known}
+        if isinstance(d.get("created_at"), str):          # an export_dict(): ISO 8601
+            d["created_at"] = datetime.fromisoformat(d["created_at"]).timestamp()
         if d.get("result_version") is None:
             # Stored before results said their version: 5 added weight_distance; older ones read as 4,
             # the version of the shipped presets (regenerated at 4: commit f29a21b).
@@ -92,14 +154,16 @@ class RunResult:
         """The flat row shown in tables and exported to CSV."""
         c = self.config
         change = self.general_change()
+        inside = self.in_domain_interval()
         row = {
             "key": self.key, "task": self.task, "strategy": self.strategy, "size": self.size, "seed": self.seed,
             "lr": c.get("lr"), "head_lr": c.get("head_lr"), "epochs": c.get("epochs"),
             "batch_size": c.get("batch_size"), "max_length": c.get("max_length"),
             "freeze_layers": c.get("freeze_layers"), "layer_lr_decay": c.get("layer_lr_decay"),
             "lora_r": c.get("lora_r"), "feature_layer": c.get("feature_layer"), "model": c.get("model"),
-            "in_domain_acc": self.in_domain_acc, "in_domain_f1": self.in_domain_f1, "train_acc": self.train_acc,
-            "overfit_gap": self.overfit_gap, "general": self.general["score"],
+            "in_domain_acc": self.in_domain_acc, "in_domain_low": inside["low"], "in_domain_high": inside["high"],
+            "in_domain_f1": self.in_domain_f1, "train_acc": self.train_acc,
+            "overfit_gap": self.overfit_gap if self.trained else None, "general": self.general["score"],
             "general_refit": self.general["score_refit"], "general_delta": self.general_delta,
             "general_delta_refit": self.general_delta_refit, "general_stderr": self.general["stderr"],
             "general_delta_ci95": (change or {}).get("ci95"),
@@ -107,12 +171,19 @@ class RunResult:
             "best_epoch": c.get("best_epoch"), "weight_distance": self.weight_distance,
             "chosen_epoch": self.chosen_epoch,
             "trainable_params": self.trainable_params, "time_s": self.timings.get("total"),
-            "device": self.device, "created_at": self.created_at,
+            "device": self.device, "created_at": iso_time(self.created_at),
         }
         for name, v in self.general["per_task"].items():
             row[f"general_{name}"] = v["fixed"]
             row[f"general_{name}_refit"] = v["refit"]
         return row
+
+
+def iso_time(seconds: float | None, timespec: str = "seconds") -> str | None:
+    """A Unix time as ISO 8601 in UTC with its offset: 1.0 -> '1970-01-01T00:00:01+00:00'."""
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec=timespec)
 
 
 def _result_version() -> int:

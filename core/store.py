@@ -124,7 +124,7 @@ def to_csv(results: list[RunResult]) -> str:
 
 
 def to_json(results: list[RunResult]) -> str:
-    return json.dumps([r.to_dict() for r in results], indent=1)
+    return json.dumps([r.export_dict() for r in results], indent=1)   # created_at as ISO 8601
 
 
 def stored_result(store: RunStore, config) -> RunResult | None:

@@ -5,6 +5,7 @@ import streamlit as st
 from pages import ui
 from core import plots, stats
 from core.config import ConfigError
+from core.fmt import pct_value, pts
 from core.store import to_csv, to_json
 from core.uploads import display_name
 
@@ -18,6 +19,8 @@ COLUMNS = {
     "size": ("Train size", "%d", "Number of labelled training examples."),
     "seed": ("Seed", "%d", "Random seed (data sample, head initialisation, batch order)."),
     "in_domain_acc": ("In-domain acc.", PCT, "Accuracy on the task's held-out test set: what the model learned."),
+    "in_domain_ci": ("In-domain 95 %", None, "The in-domain accuracy's 95 % interval over the same test texts "
+                                            "(Wilson): two runs of a task whose intervals overlap much may not differ."),
     "train_acc": ("Train acc.", PCT, "Accuracy on the training examples themselves."),
     "overfit_gap": ("Overfit gap", PTS, "Train minus in-domain accuracy; large means memorised, not learned."),
     "general": ("General (fixed)", PCT, "General-benchmark score with the probes fitted on the pre-trained "
@@ -45,7 +48,7 @@ COLUMNS = {
     "key": ("Key", None, "The run's id in the store: a hash of its configuration, model and data."),
 }
 # What fits 1280 px beside the sidebar; "More columns" adds the rest.
-DEFAULT_COLUMNS = ["task", "strategy", "size", "seed", "in_domain_acc", "general", "general_delta",
+DEFAULT_COLUMNS = ["task", "strategy", "size", "seed", "in_domain_acc", "in_domain_ci", "general", "general_delta",
                    "general_delta_ci95", "general_delta_refit"]
 
 
@@ -138,12 +141,17 @@ if not table.empty:
     extra = st.multiselect("More columns", [c for c in COLUMNS if c not in DEFAULT_COLUMNS],
                            format_func=lambda c: COLUMNS[c][0], key="cmp_columns")
     picked = [c for c in COLUMNS if c in DEFAULT_COLUMNS or c in extra]
+    table["in_domain_ci"] = [f"{pct_value(lo):.1f} – {pct_value(hi):.1f}"
+                             for lo, hi in zip(table["in_domain_low"], table["in_domain_high"])]
     view = table[picked].copy()
     if "task" in view:
         view["task"] = view["task"].map(display_name)        # an upload's file name, not its hash
     for c in picked:
-        if COLUMNS[c][1] in (PCT, PTS) or c in ("weight_distance", "general_delta_ci95"):
-            view[c] = 100 * pd.to_numeric(view[c])      # the formats print the number as it is
+        if COLUMNS[c][1] in (PCT, PTS) or c == "general_delta_ci95":
+            # rounded here as the Lab rounds (core.fmt): the table's printf then prints the same digits
+            view[c] = [pct_value(v) for v in pd.to_numeric(view[c])]
+        elif c == "weight_distance":
+            view[c] = 100 * pd.to_numeric(view[c])
     st.dataframe(view, hide_index=True, width="stretch", key="cmp_table",
                  column_config={c: column_config(c) for c in picked})
 
@@ -157,9 +165,17 @@ def figure_with_download(fig, name: str, key: str) -> None:
 
 
 if shown:
-    if len(pick_tasks) > 1:
-        st.caption("Several tasks are selected: in-domain accuracies of different tasks share one axis below.")
-    figure_with_download(plots.tradeoff_figure(shown), "tradeoff", "cmp_tradeoff")
+    # One trade-off plot per task, model and benchmark: their accuracies, references and frontiers
+    # are not comparable across those, so they never share one.
+    by_group = plots.groups(shown)
+    named = {plots.group_label(k, by_group): k for k in by_group}
+    picked_group = next(iter(named))
+    if len(named) > 1:
+        picked_group = st.selectbox(f"Trade-off plot of ({len(named)} groups: each task, model and benchmark apart)",
+                                    list(named), key="cmp_tradeoff_group")
+    fig = plots.tradeoff_figure(by_group[named[picked_group]])
+    figure_with_download(fig, "tradeoff", "cmp_tradeoff")
+    st.caption(plots.caption_of(fig))
     figure_with_download(plots.size_figure(shown), "accuracy_vs_size", "cmp_size")
     figure_with_download(plots.general_breakdown_figure(shown), "general_per_task", "cmp_general")
     st.caption("For a PNG, use the camera button in each plot's toolbar (top right when you hover over it).")
@@ -177,25 +193,22 @@ if len(shown) >= 2:
     b_key = cols[1].selectbox("Run B (the baseline)", keys, index=1, format_func=lambda k: label(by_key[k]),
                               key="cmp_pair_b")
     a, b = by_key[a_key], by_key[b_key]
-    same_test = (a.task == b.task and a.n_eval == b.n_eval and a.config.get("eval_size") == b.config.get("eval_size")
-                 and a.config.get("eval_split", "test") == b.config.get("eval_split", "test"))
-    inside = stats.in_domain_change(a.test_correct, b.test_correct) if same_test else None
-    general = stats.general_change(a.general, b.general) if a.config.get("general_size") == b.config.get(
-        "general_size") and a.config.get("model") == b.config.get("model") and a.benchmark == b.benchmark else None
+    inside = stats.in_domain_change(a.test_correct, b.test_correct) if stats.same_test_texts(a, b) else None
+    general = stats.general_change(a.general, b.general) if stats.same_benchmark(a, b) else None
     cols = st.columns(2)
     if inside is not None:
         low, high = inside["bootstrap95"]
-        cols[0].metric("In-domain accuracy, A − B", f"{100 * inside['change']:+.1f} pts",
-                       f"± {100 * inside['ci95']:.1f} (95 %): {stats.verdict(inside['change'], inside['se'])}",
+        cols[0].metric("In-domain accuracy, A − B", pts(inside['change']),
+                       f"± {pct_value(inside['ci95']):.1f} (95 %): {stats.verdict(inside['change'], inside['se'])}",
                        delta_color="off", delta_arrow="off",
-                       help=f"Paired bootstrap 95 % interval: {100 * low:+.1f} to {100 * high:+.1f} pts "
+                       help=f"Paired bootstrap 95 % interval: {pts(low)} to {pts(high)} "
                             f"over the same {a.n_eval:,} test texts.")
     else:
         cols[0].info("In-domain: no paired comparison. The two runs were not scored on the same test texts "
                      "(another task, eval size or split), or one was stored before per-text outcomes were kept.")
     if general is not None:
-        cols[1].metric("General score (fixed probe), A − B", f"{100 * general['change']:+.1f} pts",
-                       f"± {100 * general['ci95']:.1f} (95 %): {stats.verdict(general['change'], general['se'])}",
+        cols[1].metric("General score (fixed probe), A − B", pts(general['change']),
+                       f"± {pct_value(general['ci95']):.1f} (95 %): {stats.verdict(general['change'], general['se'])}",
                        delta_color="off", delta_arrow="off")
     else:
         cols[1].info("General score: no paired comparison (another model, benchmark or benchmark size, or a run stored "

@@ -11,6 +11,7 @@ from core.config import ConfigError, RunConfig
 from core.errors import DataError
 from core.estimate import STAGES, describe_accuracy
 from core import stats, uploads
+from core.fmt import pct, pct_value, pts
 from core.jobs import time_left
 from core.strategies import STRATEGIES
 from core.urlstate import check_fits, offered_models
@@ -51,6 +52,30 @@ def knob_widget(knob, hint_text: str):
         number(knob.name, label, int(knob.step or 1), "%d", hint_text, help=help_text)
     else:
         number(knob.name, label, knob.step or 0.01, "%g", hint_text, help=help_text)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _thin(task: str, size, seed: int) -> dict | None:
+    from core.data import thin_classes
+
+    try:
+        return thin_classes(task, size, seed)
+    except DataError:
+        return None
+
+
+def thin_classes_note(c, after: bool = False) -> None:
+    """A label with fewer than a handful of training examples is learned from next to nothing: said
+    before a run (the Run bar) and after it (its result), from the sample the run draws (core.data)."""
+    if c.strategy == "zero-shot":        # reads no training texts
+        return
+    got = _thin(c.task, c.size, c.seed or 0)
+    if not got or not got["thin"]:
+        return
+    st.caption(f":material/warning: {'This run had' if after else 'At this size'} **{got['thin']} of "
+               f"{got['labels']} labels with fewer than {got['below']} training examples**"
+               + (f" ({got['none_or_one']} with 0 or 1)" if got["none_or_one"] else "")
+               + ": little to learn them from, " + ("which pulls macro-F1 down." if after else "so expect a low macro-F1."))
 
 
 st.title("Fine-tuning lab")
@@ -105,6 +130,7 @@ with what_col:
         shown = knob_text(resolved, knobs, bold=True)
         st.markdown(f"**{strategy.title}** on {ui.task_title(resolved.task)}, n={shown_size:,} · "
                     + " · ".join(shown) + f" · about **{ui.duration(estimate)}** here")
+        thin_classes_note(resolved)          # labels with next to no training examples at this size
     if long_run:
         st.warning(f"This run will take about **{ui.duration(estimate)}** on this machine. Lower the training-set "
                    "size or the epochs for a quick look, or confirm to run it anyway.", icon=ui.ICON_WARNING)
@@ -363,9 +389,9 @@ def wise_mixer(result) -> None:
                             float(result.config.get("wise_alpha") or 0.5), 0.05, key=f"wise_mix_{result.key}"), 2)
         if a in scored:
             p = scored[a]
-            st.markdown(f"At a = {a:g}: in-domain **{100 * p['in_domain_acc']:.1f} %**, general "
-                        f"**{100 * p['general']:.1f} %** ({100 * (p['general'] - result.pretrained_general['score']):+.1f} "
-                        "pts vs pre-trained); " + ("scored by this run, drawn as its curve on the plot below."
+            st.markdown(f"At a = {a:g}: in-domain **{pct(p['in_domain_acc'])}**, general "
+                        f"**{pct(p['general'])}** ({pts(p['general'] - result.pretrained_general['score'])} "
+                        "vs pre-trained); " + ("scored by this run, drawn as its curve on the plot below."
                                                    if len(result.curve) > 1 else "re-scored from the kept weights."))
             return
         kept = ui.weights_kept(result.training_key)
@@ -398,19 +424,38 @@ if result is not None:
     st.subheader(f"Result: {result.strategy}, n={result.size}, seed {result.seed}"
                  + (" (answered from the run store)" if result.cached else "")
                  + (" (kept fine-tuned weights re-scored, no training)" if result.rescored else ""))
+    inside, change = result.in_domain_interval(), result.general_change()
+    noise = change is None or stats.verdict(change["change"], change["se"]) == "within noise"
+    above, majority = result.beats_majority(), result.vs_majority()
+    # coloured only when the run is told apart from the majority class (better, or worse: red)
+    told = above or (majority is not None and majority["verdict"] != "within noise")
     row = st.columns(4)
-    row[0].metric("In-domain accuracy", f"{100 * result.in_domain_acc:.1f} %",
-                  f"{100 * (result.in_domain_acc - result.majority_acc):+.1f} pts vs majority class",
-                  help=f"{result.n_eval} test texts; macro-F1 {100 * result.in_domain_f1:.1f} %")
-    row[1].metric("Train accuracy", f"{100 * result.train_acc:.1f} %",
-                  f"overfitting gap {100 * result.overfit_gap:+.1f} pts", delta_color="inverse")
-    change = result.general_change()
-    row[2].metric("General score (fixed probe)", f"{100 * result.general['score']:.1f} %",
-                  f"{100 * result.general_delta:+.1f}" + (f" ± {100 * change['ci95']:.1f}" if change else "")
-                  + " pts vs pre-trained",
-                  help="Probes fitted on the pre-trained encoder, scored on the adapted one's features.")
-    row[3].metric("General score (refit probe)", f"{100 * result.general['score_refit']:.1f} %",
-                  f"{100 * result.general_delta_refit:+.1f} pts vs pre-trained",
+    row[0].metric("In-domain accuracy", pct(result.in_domain_acc),
+                  pts(result.in_domain_acc - result.majority_acc, unit="")
+                  + (f" ± {pct_value(majority['ci95']):.1f}" if majority else "") + " pts vs majority",     # one line at presenter size
+                  delta_color="normal" if told else "off", delta_arrow="auto" if told else "off",
+                  help=f"95 % interval {pct(inside['low'])} to {pct(inside['high'])} over {result.n_eval:,} test "
+                       f"texts (Wilson). The majority class: always answering the commonest training label, "
+                       f"{pct(result.majority_acc)}" + ("; the ± is paired over the same texts." if majority else "."))
+    if result.trained:
+        row[1].metric("Train accuracy", pct(result.train_acc), f"overfitting gap {pts(result.overfit_gap)}",
+                      delta_color="inverse")
+    else:
+        row[1].metric("Train accuracy", pct(result.train_acc), "nothing trained (zero-shot)",
+                      delta_color="off", delta_arrow="off",
+                      help="Zero-shot fits nothing to the training texts: this is a score on texts it never learned from, "
+                           "so there is no overfitting gap to read.")
+    row[2].metric("General score (fixed probe)", pct(result.general["score"]),
+                  pts(result.general_delta, unit="")
+                  + (f" ± {pct_value(change['ci95']):.1f}" if change else "") + " pts vs pre-trained",
+                  delta_color="off" if noise else "normal", delta_arrow="off" if noise else "auto",
+                  help="Probes fitted on the pre-trained encoder, scored on the adapted one's features. "
+                       + ("A change inside its paired 95 % interval is not told apart from zero: no arrow."
+                          if noise else ""))
+    flat_refit = pct_value(result.general_delta_refit) == 0
+    row[3].metric("General score (refit probe)", pct(result.general["score_refit"]),
+                  f"{pts(result.general_delta_refit)} vs pre-trained",
+                  delta_color="off" if flat_refit else "normal", delta_arrow="off" if flat_refit else "auto",
                   help="Probes fitted anew on the adapted encoder's features: information really lost.")
     row = st.columns(4)
     took = result.timings.get("total", 0)
@@ -427,9 +472,22 @@ if result is not None:
     row[2].metric("Trainable parameters", ui.count_text(result.trainable_params), help=f"{result.trainable_params:,}",
                   delta=f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off",
                   delta_arrow="off")
-    row[3].metric("Macro-F1", f"{100 * result.in_domain_f1:.1f} %")
+    row[3].metric("Macro-F1", pct(result.in_domain_f1),
+                  help="The F1 score of each label, averaged with every label weighing the same, rare ones too.")
+    missed, present = result.labels_missed()
+    st.caption(
+        f"**In-domain accuracy {pct(result.in_domain_acc)}** (95 %: {pct(inside['low'])} to {pct(inside['high'])} over "
+        f"{result.n_eval:,} test texts). Always answering the commonest label scores {pct(result.majority_acc)}: "
+        + (f"this run is {pct_value(result.in_domain_acc - result.majority_acc):.1f} points above that. "
+           if above else "this run is not told apart from that. ")
+        + f"**Macro-F1 {pct(result.in_domain_f1)}** weighs every label equally, however rare"
+        + (f"; far below the accuracy, it says the common labels carry the accuracy while rare ones are missed"
+           + (f" ({missed} of {present} labels never found)." if missed else ".")
+           if result.labels_uneven else
+           ": close to the accuracy, the labels are learned about evenly."))
+    thin_classes_note(RunConfig.from_dict(result.config), after=True)
     if change is not None:
-        st.caption(f"General change **{100 * change['change']:+.1f} ± {100 * change['ci95']:.1f} points** (paired 95 % "
+        st.caption(f"General change **{pts(change['change'], unit='')} ± {pct_value(change['ci95']):.1f} points** (paired 95 % "
                    f"interval over the same {sum(v['n_test'] for v in result.general['per_task'].values()):,} "
                    f"sentences before and after): **{stats.verdict(change['change'], change['se'])}**.")
     if result.weight_distance:
@@ -470,10 +528,17 @@ else:
 runs = ui.store().list(task=cfg.task)
 preset_runs = ui.preset_runs(cfg.task, chosen)
 if runs or preset_runs:
-    ui.chart(lambda plots: plots.tradeoff_figure(runs, preset_runs, highlight=result.key if result else None),
-             "tradeoff")
-    st.caption("Dashed line: the pre-trained encoder's general score. Arrows run from it to each run: "
-               "left means forgotten. Marker size grows with the training-set size; hover for the config.")
+    drawn = []
+
+    def tradeoff(plots):
+        drawn.append(plots.tradeoff_figure(runs, preset_runs, highlight=result.key if result else None))
+        return drawn[-1]
+
+    ui.chart(tradeoff, "tradeoff")
+    if drawn:       # the figure's own words: what it drew (intervals, lines, frontier, axes)
+        from core.plots import caption_of
+
+        st.caption(caption_of(drawn[-1]) + " Hover a marker for its configuration.")
 else:
     st.info("No runs on this task yet: press **Run**, or try a one-click comparison on the **Learn** page.")
 ui.draw_waiting_charts()

@@ -379,3 +379,32 @@ def test_own_data_uploaded_runs_twice_and_its_link_restores_it(server, browser, 
     shot(other, "own_data_in_compare")
     assert "upload:" not in other.locator("body").inner_text()
     fresh.close()
+
+
+def test_a_run_with_no_change_sits_on_the_pretrained_line_of_a_readable_plot(server, browser):
+    """Issue 23: on a task whose only run is feature extraction, the x axis zoomed to 75.50416665 ...
+    75.504167 and drew the point left of the pre-trained line. Now the point is on the line, both axes
+    span several points, and the caption under the plot says what is drawn."""
+    url = f"{server}/?{TINY}&task=sms-spam&presenter=1"          # no preset gallery on this task
+    page = open_page(browser, url, viewport=(1920, 1080))
+    wait_until_warm(page, url)
+    wait_rendered(page)
+    run_button(page).click()
+    page.locator('[data-testid="stMetricLabel"]', has_text="In-domain accuracy").first.wait_for(
+        timeout=RESULT_TIMEOUT_MS)
+    (point,) = tradeoff_points(page, "strategy: feature-extraction")
+    layout = page.evaluate("""() => {
+        for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+            if ((plot.data || []).some(t => t.name === 'strategy: feature-extraction'))
+                return {x: plot.layout.xaxis.range, y: plot.layout.yaxis.range,
+                        lines: (plot.layout.shapes || []).map(s => s.x0)};
+        }
+    }""")
+    from core.plots import MIN_SPAN_GENERAL, MIN_SPAN_IN_DOMAIN
+
+    assert layout["lines"] == [point[0]]                            # on the pre-trained line, to the last bit
+    assert layout["x"][1] - layout["x"][0] >= MIN_SPAN_GENERAL and layout["x"][0] < point[0] < layout["x"][1]
+    assert layout["y"][1] - layout["y"][0] >= MIN_SPAN_IN_DOMAIN
+    page.get_by_text("Bars are 95 % intervals").first.wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()
+    shot(page, "presenter_1920_no_change_on_the_line")

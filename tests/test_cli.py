@@ -89,6 +89,26 @@ def test_runs_shows_an_upload_by_its_file_name_in_aligned_columns(cli_run, tmp_p
                 assert r[at - 1] != " " and (at == len(r) or r[at] == " "), (column, header, r)
 
 
+def test_run_json_carries_the_intervals_the_cards_show(cli_run):
+    from core import stats
+    from core.training import RunResult
+
+    _, result = cli_run
+    got = result["intervals"]
+    inside = got["in_domain"]
+    assert inside["n"] == 50 and inside["low"] < result["in_domain_acc"] < inside["high"]
+    k = round(result["in_domain_acc"] * 50)
+    assert (inside["low"], inside["high"]) == pytest.approx(stats.wilson(k, 50))
+    general = got["general_change"]                  # feature extraction: the encoder did not move
+    assert general["change"] == 0 and general["ci95"] == 0 and general["verdict"] == "within noise"
+    majority = got["vs_majority"]                    # paired over the same 50 texts (the confusion matrix)
+    assert majority["change"] == pytest.approx(result["in_domain_acc"] - result["majority_acc"])
+    assert majority["ci95"] > 0 and majority["verdict"] in ("within noise", "distinguishable from zero")
+    assert got["trained"] is True
+    again = RunResult.from_dict(result)             # the extra key does not stop the result from loading
+    assert again.intervals() == got
+
+
 def test_runs_export_and_delete(cli_run, tmp_path, capsys):
     store, result = cli_run
     key = result["key"]

@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import stats
+from core.fmt import pct_value, pts
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PRESET = ROOT / "assets" / "presets" / "r8.json"
-DEFAULT_LABELS = ["Task", "Strategy", "Train size", "Seed", "In-domain acc.", "General (fixed)", "Δ general",
+DEFAULT_LABELS = ["Task", "Strategy", "Train size", "Seed", "In-domain acc.", "In-domain 95 %", "General (fixed)", "Δ general",
                   "± (95 %)", "Δ general (refit)"]
 
 
@@ -73,16 +76,20 @@ def test_table_labels_percentages_and_more_columns(stored):
     assert config["in_domain_acc"]["type_config"]["format"] == "%.1f %%"
     assert config["general_delta"]["type_config"]["format"] == "%+.1f pts"
     value = at.dataframe[0].value
-    assert sorted(value["in_domain_acc"]) == pytest.approx(sorted(100 * r.in_domain_acc for r in stored))
-    assert sorted(value["general_delta"]) == pytest.approx(sorted(100 * r.general_delta for r in stored))
+    # rounded as the Lab rounds (core.fmt): the table's printf then prints the Lab's digits
+    assert sorted(value["in_domain_acc"]) == sorted(pct_value(r.in_domain_acc) for r in stored)
+    assert sorted(value["general_delta"]) == sorted(pct_value(r.general_delta) for r in stored)
+    wilson = [stats.accuracy_interval(r.in_domain_acc, r.n_eval) for r in stored]
+    assert sorted(value["in_domain_ci"]) == sorted(f"{pct_value(w['low']):.1f} – {pct_value(w['high']):.1f}"
+                                                   for w in wilson)
 
     at.multiselect(key="cmp_columns").select("train_acc").select("key").run()
     names, config = columns(at)
-    assert names == ["task", "strategy", "size", "seed", "in_domain_acc", "train_acc", "general",
+    assert names == ["task", "strategy", "size", "seed", "in_domain_acc", "in_domain_ci", "train_acc", "general",
                      "general_delta", "general_delta_ci95", "general_delta_refit", "key"]   # display order kept
     assert config["train_acc"]["label"] == "Train acc." and config["key"]["label"] == "Key"
     value = at.dataframe[0].value
-    assert sorted(value["train_acc"]) == pytest.approx(sorted(100 * r.train_acc for r in stored))
+    assert sorted(value["train_acc"]) == sorted(pct_value(r.train_acc) for r in stored)
     assert set(value["key"]) == {r.key for r in stored}
 
 
@@ -218,8 +225,38 @@ def test_two_runs_are_compared_paired_with_an_interval_and_a_verdict(stored):
         cards = {m.label: m for m in at.metric}
         want = stats.in_domain_change(a.test_correct, b.test_correct)
         card = cards["In-domain accuracy, A − B"]
-        assert card.value == f"{100 * want['change']:+.1f} pts" and "distinguishable from zero" in card.proto.delta
+        assert card.value == pts(want['change']) and "distinguishable from zero" in card.proto.delta
         general = stats.general_change(a.general, b.general)
-        assert cards["General score (fixed probe), A − B"].value == f"{100 * general['change']:+.1f} pts"
+        assert cards["General score (fixed probe), A − B"].value == pts(general['change'])
     finally:
         RunStore().delete(["paired-a", "paired-b"])
+
+
+def test_compare_keeps_tasks_apart_in_every_plot(stored):
+    """Runs of two tasks: the trade-off plot shows one task at a time (a picker), the size plot draws a
+    line per task, and the 19.25 % run reads 19.3 % in the table as on the Lab's card."""
+    from core.store import RunStore
+
+    other = [dataclasses.replace(r, key=f"sms-{r.key}", task="sms-spam", in_domain_acc=0.1925 + 0.01 * i)
+             for i, r in enumerate(stored)]
+    for r in other:
+        RunStore().put(r)
+    try:
+        at = compare_page()
+        group = at.selectbox(key="cmp_tradeoff_group")
+        assert len(group.options) == 2
+        tradeoff = json.loads(at.get("plotly_chart")[0].proto.spec)
+        xs = [x for t in tradeoff["data"] if t.get("name", "").startswith(("strategy: ", "preset: "))
+              for x in t["x"]]
+        assert len(xs) == len(stored)                          # one task's runs only
+        size = json.loads(at.get("plotly_chart")[1].proto.spec)
+        names = {t["name"] for t in size["data"]}
+        assert {"r8 · full", "sms-spam · full"} <= names and "full" not in names
+        assert "never averaged across tasks" in size["layout"]["title"]["text"]
+        assert "95 % intervals" in " ".join(c.value for c in at.caption)
+        value = at.dataframe[0].value
+        assert 19.3 in list(value["in_domain_acc"]) and 19.2 not in list(value["in_domain_acc"])
+        group.select("sms-spam").run()
+        assert not at.exception
+    finally:
+        RunStore().delete([r.key for r in other])

@@ -108,3 +108,48 @@ def test_a_long_run_scores_the_live_estimate_on_a_few_epochs_ending_on_the_last(
     result = run(RunConfig(**{**TINY, "task": f"csv:{small_csv}", "strategy": "full", "epochs": 6}))
     assert [c["epoch"] for c in result.curves if "general_est" in c] == [2, 4, 5, 6]
     assert result.curves[-1]["general_est"] == round(result.general["score"], 6)
+
+
+def test_the_wilson_interval_of_an_accuracy():
+    low, high = stats.wilson(45, 50)
+    assert low < 0.9 < high and 0 <= low and high <= 1
+    assert stats.wilson(0, 50)[0] == 0.0 and stats.wilson(0, 50)[1] > 0.05     # not zero-wide at 0/n
+    assert stats.wilson(50, 50)[1] == 1.0 and stats.wilson(50, 50)[0] < 0.95
+    narrow, wide = stats.wilson(1600, 2000), stats.wilson(40, 50)
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 4                       # 40x the texts: ~1/6 the width
+    got = stats.accuracy_interval(0.8, 2000)
+    assert (got["low"], got["high"]) == narrow and got["n"] == 2000
+    # a simulated check of its coverage: 95 % intervals hold the true share about 95 % of the time
+    rng = np.random.default_rng(0)
+    hits = [lo <= 0.7 <= hi for lo, hi in (stats.wilson(k, 200) for k in rng.binomial(200, 0.7, size=2000))]
+    assert 0.93 < np.mean(hits) < 0.97
+
+
+def test_the_general_interval_carries_its_ends_and_verdict():
+    assert stats.general_interval(None) is None
+    got = stats.general_interval({"change": -0.02, "se": 0.005, "ci95": stats.Z95 * 0.005})
+    assert got["low"] == pytest.approx(-0.02 - stats.Z95 * 0.005) and got["high"] < 0
+    assert got["verdict"] == "distinguishable from zero"
+    assert stats.general_interval({"change": 0.0, "se": 0.0, "ci95": 0.0})["verdict"] == "within noise"
+
+
+def test_thin_classes_counts_labels_with_a_handful_of_examples():
+    labels = np.array([0] * 40 + [1] * 4 + [2] * 1)             # label 3 never appears
+    got = stats.thin_classes(labels, 4)
+    assert got == {"labels": 4, "below": 5, "thin": 3, "none_or_one": 2, "smallest": 0}
+    assert stats.thin_classes(np.array([0] * 5 + [1] * 5), 2)["thin"] == 0
+
+
+def test_the_change_against_the_majority_class_is_paired_over_the_same_texts():
+    # 3 labels, 10 test texts: label 0 is the majority (6 texts). The run finds 5 of label 0, 3 of label 1, 0 of 2.
+    y = np.array([0] * 6 + [1] * 3 + [2])
+    pred = np.array([0, 0, 0, 0, 0, 1] + [1, 1, 1] + [0])
+    from core.result import confusion
+
+    got = stats.vs_majority(confusion(y, pred, 3), 0.6)
+    run_right, majority_right = (y == pred), (y == 0)
+    change, se = stats.paired_change(run_right, majority_right)
+    assert got["change"] == pytest.approx(change) == pytest.approx(0.2)
+    assert got["se"] == pytest.approx(se) and got["ci95"] == pytest.approx(stats.Z95 * se)
+    assert stats.vs_majority([], 0.5) is None
+    assert stats.vs_majority(confusion(y, pred, 3), 0.45) is None            # no label has that share
