@@ -264,10 +264,12 @@ def _write_mean_tokens(known: dict) -> None:
         pass                            # an unwritable cache costs time, never the estimate
 
 
-def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bool = False) -> float | None:
+def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bool = False,
+                    cached_features: bool = False) -> float | None:
     """Seconds a configuration will take here, before it runs: `info` holds the task's sizes and a
     sample of its texts (n_train, n_val, n_test, sample). None when the config cannot run.
-    `rescoring`: its fine-tuned weights are kept (core.weights), so it only evaluates, once."""
+    `rescoring`: its fine-tuned weights are kept (core.weights), so it only evaluates, once.
+    `cached_features`: a frozen-feature run whose features are all on disk (features_cached)."""
     from .errors import ConfigError
     from .strategies import get_strategy
 
@@ -283,7 +285,114 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bo
                    val_tokens=int(info["n_val"] * mean), test_tokens=int(n_test * mean),
                    epochs=0 if rescoring else cfg.epochs, batch_size=cfg.batch_size, n_train=n_train,
                    general_size=cfg.general_size,
-                   uncached_tokens=int((n_train + info["n_val"] + n_test) * mean),   # at most: a cold cache
+                   uncached_tokens=0 if cached_features else int((n_train + info["n_val"] + n_test) * mean),
                    head_epochs=0 if rescoring else strategy.head_epochs(cfg),
                    scorings=1 if rescoring else len(strategy.finish_points(cfg)))
     return float(sum(predict(work, rates).values()))
+
+
+# ---------------------------------------------------------------------------- one estimate per run
+
+# Beyond the worker's own stages: a worker that is not warm yet imports torch and loads the model
+# before the run's first stage (measured on the reference 2-core CPU with the browser test's run:
+# 6-10 s), and after its last stage the result is built, stored, sent to the app and drawn.
+WORKER_START_S = 8.0
+END_S = 1.0
+
+
+@dataclass
+class RunEstimate:
+    """THE time estimate of one run: made when it is submitted, moved by its own progress, read by the
+    Run bar ("about 13 s"), the running panel (time left) and the result card (announced vs taken),
+    so the three never disagree. `total_s` is the announced wall time from the job's start to its
+    result, end stages (in-domain evaluation, general benchmark, storing) included; `cached` says why
+    a run is quick: "stored" (the run store answers it at once) or "features" (a frozen-feature run
+    whose features are all on disk: it encodes nothing)."""
+    total_s: float | None
+    cached: str = ""
+    stages: dict = field(default_factory=dict)    # predicted seconds per stage (predict's), for the record
+
+    def text(self) -> str:
+        """How the Run bar and the panel announce it: 'about 13 s', 'stored: at once', 'features cached: about 2 s'."""
+        if self.cached == "stored":
+            return "already stored: answered at once"
+        when = "an unknown time" if self.total_s is None else say_duration(self.total_s)
+        return f"features cached: about {when}" if self.cached == "features" else f"about {when}"
+
+    def left(self, elapsed: float, stage: str | None = None, eta_s: float | None = None,
+             eta_age: float = 0.0) -> float | None:
+        """Seconds left now, `elapsed` after the job started. Before the worker's first estimate, the
+        announced total counts down; after it, the worker's (its plan from the exact work, corrected by
+        its measured speed, counted down since it came), plus END_S. None: it has overrun every
+        estimate (the panel then says so instead of 'about 1 s left' for many seconds)."""
+        if eta_s is not None:
+            left = eta_s - eta_age
+        elif self.total_s is not None:
+            left = self.total_s - END_S - elapsed
+        else:
+            return None
+        if left < -1.0:            # past what was planned by more than a second: no honest figure
+            return None
+        return max(0.0, left) + END_S
+
+    def live_total(self, elapsed: float, left: float | None) -> float | None:
+        """The whole run's time as it now looks (elapsed + left), None while unknown."""
+        return None if left is None else elapsed + left
+
+    def compare(self, actual: float) -> str:
+        """'announced 13 s, took 25 s (92 % over)' for the result card; '' without an announced time."""
+        if not self.total_s or actual <= 0 or self.cached == "stored":
+            return ""
+        off = (actual - self.total_s) / self.total_s
+        side = "longer" if off > 0 else "shorter"
+        return f"announced {say_duration(self.total_s)} ({abs(100 * off):.0f} % {side})"
+
+
+def say_duration(seconds: float) -> str:
+    """'45 s', '3 min', '1 h 30 min': how a person says a wait (the app's ui.duration uses the same)."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
+
+
+def features_cached(cfg, stored: list) -> bool:
+    """Whether a frozen-feature run's features are all on disk already: a stored run on this machine
+    encoded the very same rows (same model, task, sample, evaluation set, layer, pooling and length;
+    the features are cached by those, whatever the head's settings). The app asks this without torch."""
+    try:
+        cfg = cfg.resolved()
+    except Exception:     # noqa: BLE001 - a config that cannot run is estimated as None anyway
+        return False
+    if _trains(cfg.strategy):
+        return False
+    same = ("model", "task", "size", "seed", "eval_size", "eval_split", "feature_layer", "pooling", "max_length",
+            "device", "precision")
+    want = cfg.to_dict()
+    return any(all((getattr(r, "config", None) or {}).get(k) == want.get(k) for k in same)
+               and not _trains((r.config or {}).get("strategy")) for r in stored)
+
+
+def _trains(strategy: str | None) -> bool:
+    from .strategies import get_strategy
+
+    try:
+        return get_strategy(strategy or "full").trains_encoder
+    except Exception:     # noqa: BLE001 - an unknown strategy in an old record
+        return True
+
+
+def run_estimate(cfg, info: dict, rates: Rates = DEFAULT_RATES, *, stored: bool = False, stored_runs=(),
+                 worker_warm: bool = True, rescoring: bool = False) -> RunEstimate:
+    """The estimate a run is announced with, before it starts: `stored`, the store has this very run
+    (answered at once); `stored_runs`, this machine's runs (a frozen-feature run whose features one
+    of them computed encodes nothing); `worker_warm` False adds the worker's start."""
+    if stored:
+        return RunEstimate(0.0, cached="stored")
+    cached = features_cached(cfg, list(stored_runs))
+    seconds = estimate_config(cfg, info, rates, rescoring, cached_features=cached)
+    if seconds is None:
+        return RunEstimate(None)
+    start = 0.0 if worker_warm else WORKER_START_S
+    return RunEstimate(round(seconds + END_S + start, 1), cached="features" if cached else "")

@@ -4,6 +4,8 @@ Top to bottom: sidebar controls (each bound to the one configuration, st.session
 -> the Run bar with what will run -> the running job (a fragment that polls the shared
 JobManager) -> the last result's cards -> the trade-off plot.
 """
+import contextlib
+
 import streamlit as st
 
 from pages import ui
@@ -51,8 +53,8 @@ def knob_widget(knob, hint_text: str):
         number(knob.name, label, knob.step or 0.01, "%g", hint_text, help=help_text)
 
 
-st.title("Fine-tuning lab")
-if not presenter:
+if not presenter:       # presenter mode: the first screen is the run's and its plot's (the sidebar says "Lab")
+    st.title("Fine-tuning lab")
     st.caption("Adapt a pre-trained encoder to a task and see both what it learns (in-domain accuracy) "
                "and what it forgets (a general benchmark it was never trained on).")
 for msg in st.session_state.pop("url_errors", []):
@@ -89,11 +91,12 @@ try:
     config_error = None
 except ConfigError as err:
     resolved, config_error = None, err
-estimate = ui.estimate_seconds(cfg) if config_error is None else None
+run_estimate = ui.run_estimate(cfg) if config_error is None else None    # the one this run is announced with
+estimate = run_estimate.total_s if run_estimate is not None else None
 jobs = ui.session_jobs()
 active = [j for j in jobs if not j.finished]
 long_run = estimate is not None and estimate > ui.LONG_RUN_S
-run_col, what_col = st.columns([1, 4], vertical_alignment="center")
+run_col, what_col = st.columns([1, 3.5 if presenter else 4], vertical_alignment="center")
 with what_col:
     if config_error:
         ui.show_config_error(config_error)
@@ -103,7 +106,7 @@ with what_col:
                                                      if k in strategy.uses]       # a projector: the few that matter
         shown = knob_text(resolved, knobs, bold=True)
         st.markdown(f"**{strategy.title}** on {ui.task_title(resolved.task)}, n={shown_size:,} · "
-                    + " · ".join(shown) + f" · about **{ui.duration(estimate)}** here")
+                    + " · ".join(shown) + f" · **{run_estimate.text()}**" + (" here" if run_estimate.total_s else ""))
     if long_run:
         st.warning(f"This run will take about **{ui.duration(estimate)}** on this machine. Lower the training-set "
                    "size or the epochs for a quick look, or confirm to run it anyway.", icon=ui.ICON_WARNING)
@@ -120,8 +123,22 @@ if clicked:
         active = [j for j in jobs if not j.finished]
     except ConfigError as err:
         ui.show_config_error(err)
+
+
+def warming_note():
+    """While no worker waits with the model loaded, say so, and go once one does: the caption drawn at
+    a run's end (the next worker starts a few seconds after each run) stayed up long after it was warm."""
+    manager = ui.job_manager()
+    if manager.is_warm() or manager.running_job() is not None:
+        if st.session_state.pop("_warming_shown", False):
+            st.rerun()                    # the whole page, drawn without this note and its timer
+        return
+    st.session_state["_warming_shown"] = True
+    st.caption("Worker warming up (loading the model); a run clicked now starts a few seconds later.")
+
+
 if not active and not presenter and not ui.job_manager().is_warm():
-    st.caption("Worker warming up (loading the model); a run clicked now starts in a few seconds.")
+    st.fragment(run_every=2.0)(warming_note)()
 
 # ---------------------------------------------------------------------------- the running job
 n_finished = len(jobs) - len(active)
@@ -156,7 +173,8 @@ def live_figures(job) -> list:
         figs = [plots.curves_figure(curves, "Live per-epoch curves", n_epochs=epochs_of(job.config.resolved()))]
         if any(c.get("general_est") is not None for c in curves):
             figs.append(plots.live_tradeoff_figure(curves))
-        cache = ((job.id, len(curves)), [plots.for_presenter(f) if presenter else f for f in figs])
+        cache = ((job.id, len(curves)), [plots.for_presenter(f, ui.PRESENTER_LIVE_PLOT_PX) if presenter else f
+                                         for f in figs])
         st.session_state["_live_fig"] = cache
     return cache[1]
 
@@ -171,6 +189,7 @@ def job_panel():
         return
     job = live[0]
     manager = ui.job_manager()
+    stop_at = None       # while it runs, Stop sits beside its progress bar (presenter mode: on the first screen)
     with st.container(border=True):
         if job.state == "queued":
             wait = manager.wait_estimate(job.id)
@@ -191,7 +210,8 @@ def job_panel():
             st.caption(" → ".join(f":material/check: {s}" if i < at else (f"**{s}**" if i == at else s)
                                   for i, s in enumerate(STAGES)))
             elapsed = ui.since(job.started_at)
-            left = time_left(job)
+            estimate = ui.job_estimate(job)          # the Run bar's, counted down and corrected by the run
+            left = time_left(job, estimate)
             if job.state == "starting":
                 message = "starting the worker (loading the model)"
             else:
@@ -201,15 +221,23 @@ def job_panel():
                 fraction = max(fraction, elapsed / (elapsed + left))
             fraction = max(fraction, st.session_state.get(f"_shown_{job.id}", 0.0))   # never backwards
             st.session_state[f"_shown_{job.id}"] = fraction
-            st.progress(fraction, text=f"**{stage}**: {message} · {ui.duration(elapsed)} elapsed"
-                        + (f" · about {ui.duration(left)} left" if left is not None else " · estimating the time left"))
+            if left is not None:
+                timing = f" · about {ui.duration(left)} left"
+            elif p.get("eta_s") is not None or estimate.total_s is not None:
+                timing = " · longer than estimated, nearly done" if stage == STAGES[-1] else " · longer than estimated"
+            else:
+                timing = " · estimating the time left"
+            announced = f" (announced {estimate.text()})" if estimate.total_s else ""
+            bar, stop_at = st.columns([4, 1], vertical_alignment="bottom")
+            bar.progress(fraction, text=f"**{stage}**: {message} · {ui.duration(elapsed)} elapsed{timing}{announced}")
             if p.get("curves"):
                 figs = live_figures(job)
                 for col, fig, key in zip(st.columns(len(figs)), figs, ("live_curves", "live_tradeoff")):
                     col.plotly_chart(fig, key=key)
         if len(live) > 1:
             st.caption(f"{len(live) - 1} more run(s) from this session queued after it.")
-        if st.button("Stop", key=f"stop_{job.id}", icon=":material/stop:"):
+        if (stop_at or st.container()).button("Stop", key=f"stop_{job.id}", icon=":material/stop:",
+                                               width="stretch" if stop_at else "content"):
             manager.stop(job.id)
             st.toast("Stopping...")
 
@@ -277,9 +305,8 @@ with st.sidebar:
             if ui.painted("Loading the upload box…"):      # its widget is heavy: after the first paint
                 own_data()
     card = info["card"]
-    st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['test']:,} test · "
-               f"{len(card['labels'])} labels: {', '.join(card['labels'][:8])}"
-               + (" ..." if len(card["labels"]) > 8 else ""))
+    st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['test']:,} test · {len(card['labels'])} labels"
+               + ("" if presenter else f": {', '.join(card['labels'][:8])}" + (" ..." if len(card["labels"]) > 8 else "")))
     if not presenter:
         for label, text in info["examples"]:
             st.caption(f"*{label}*: “{text[:140]}{'...' if len(text) > 140 else ''}”")
@@ -306,8 +333,18 @@ with st.sidebar:
         return f"{trainable:,} trainable parameters ({share:.2g} % of {total / 1e6:.1f} M)" if share < 99.5 else \
             f"{trainable:,} trainable parameters (all of them)"
 
-    st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title, **bind("strategy"),
-             captions=[STRATEGIES[s].summary + f" **{count_line(s)}**" for s in STRATEGIES])
+    def short_count(name: str) -> str:
+        """'3.1 k trainable' for presenter mode's one-line options ('' until counted)."""
+        line = count_line(name)          # "22,716,296 trainable parameters (all of them)", or still counting
+        head = line.split(" ")[0].replace(",", "")
+        return f" · {ui.count_text(int(head))} trainable" if head.isdigit() else ""
+
+    if presenter:      # the list compact (one line each: title and count), the whole of it in view
+        st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title.split(" (")[0] + short_count(s),
+                 **bind("strategy"))
+    else:
+        st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title, **bind("strategy"),
+                 captions=[STRATEGIES[s].summary + f" **{count_line(s)}**" for s in STRATEGIES])
     hints = strategy.defaults
 
     def hint(name):
@@ -374,6 +411,7 @@ if latest is not None and latest.result is None:
 if latest is not None and latest.note:
     st.info(latest.note, icon=ui.ICON_STOPPED)
 result = latest.result if latest is not None else None
+tradeoff_slot = None
 if result is not None:
     for warning in result.warnings:
         st.warning(warning, icon=ui.ICON_WARNING)
@@ -401,15 +439,19 @@ if result is not None:
         row[0].metric("Time", "stored", f"answered from the run store; the run itself took {ui.duration(took)}",
                       delta_color="off", delta_arrow="off")
     else:
-        row[0].metric("Time", f"{took:.1f} s", describe_accuracy(result.estimate.get("before_training_s"), took)
-                      or None, delta_color="off", delta_arrow="off",
-                      help="Time left was estimated when training started (and again after a quarter of it: "
-                           f"{result.estimate.get('early_training_s', '–')} s in all)." if result.estimate else None)
+        # the job's wall time, start to result: what the Run bar announced and the panel counted down
+        wall = latest.finished_at - latest.started_at if latest.started_at and latest.finished_at else took
+        said = ui.job_estimate(latest).compare(wall) or describe_accuracy(result.estimate.get("before_training_s"), took)
+        row[0].metric("Time", f"{wall:.1f} s", said or None, delta_color="off", delta_arrow="off",
+                      help=f"From the start of the job to its result; the run itself took {took:.1f} s "
+                           "(the rest: starting the worker, storing and sending the result).")
     row[1].metric("Device", f"{result.device} · {result.precision}")
     row[2].metric("Trainable parameters", ui.count_text(result.trainable_params), help=f"{result.trainable_params:,}",
                   delta=f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off",
                   delta_arrow="off")
     row[3].metric("Macro-F1", f"{100 * result.in_domain_f1:.1f} %")
+    if presenter:
+        tradeoff_slot = st.container()    # the trade-off plot goes right under the cards: one screen for both
     if change is not None:
         st.caption(f"General change **{100 * change['change']:+.1f} ± {100 * change['ci95']:.1f} points** (paired 95 % "
                    f"interval over the same {sum(v['n_test'] for v in result.general['per_task'].values()):,} "
@@ -436,6 +478,9 @@ if result is not None:
                 ui.chart(lambda plots: plots.confusion_figure(result), "confusion")
 
 # ---------------------------------------------------------------------------- the trade-off plot
+placed = contextlib.ExitStack()          # presenter mode: drawn in the slot under the result's cards
+if tradeoff_slot is not None:
+    placed.enter_context(tradeoff_slot)
 st.subheader(f"Trade-off on {ui.task_title(cfg.task)}: what each run learned vs what it forgot")
 found, problems = ui.presets()
 for problem in problems:
@@ -446,16 +491,19 @@ default_presets = [n for n in names if n == cfg.task] or names
 if not names:
     chosen = []
 elif ui.painted():      # the picker comes with the plot: one widget type less to fetch before the Run button
-    chosen = st.multiselect("Presets drawn (hollow markers)", names, default=default_presets, key="lab_presets")
+    # presenter mode: in the sidebar, the speaker's controls (the plot keeps its place on the first screen)
+    chosen = (st.sidebar if presenter else st).multiselect("Presets drawn (hollow markers)", names,
+                                                           default=default_presets, key="lab_presets")
 else:
     chosen = default_presets
 runs = ui.store().list(task=cfg.task)
 preset_runs = ui.preset_runs(cfg.task, chosen)
 if runs or preset_runs:
     ui.chart(lambda plots: plots.tradeoff_figure(runs, preset_runs, highlight=result.key if result else None),
-             "tradeoff")
+             "tradeoff", presenter_height=ui.PRESENTER_TRADEOFF_PX)
     st.caption("Dashed line: the pre-trained encoder's general score. Arrows run from it to each run: "
                "left means forgotten. Marker size grows with the training-set size; hover for the config.")
 else:
     st.info("No runs on this task yet: press **Run**, or try a one-click comparison on the **Learn** page.")
+placed.close()
 ui.draw_waiting_charts()
