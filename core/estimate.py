@@ -174,10 +174,14 @@ class Clock:
             self.speed = (1 - w) + w * measured
 
     def left(self, stage: str, seconds_in_stage: float) -> float:
-        """Seconds left in the whole run while in `stage`."""
+        """Seconds left in the whole run while in `stage`. Stages not yet begun are scaled by the
+        measured speed only when it is slower than planned: fast optimiser steps say little about the
+        general benchmark's probes, and shrinking it by them announced '12 s left' for a run that had
+        70 s to go (measured on a busy 2-core machine; the steps' speed keeps applying to training)."""
         at = STAGES.index(stage)
-        current = max(0.0, self.plan.get(stage, 0.0) * self.speed - seconds_in_stage)
-        return current + sum(self.plan.get(s, 0.0) * self.speed for s in STAGES[at + 1:])
+        current = max(0.0, self.plan.get(stage, 0.0) * (self.speed if stage == "training" else max(1.0, self.speed))
+                      - seconds_in_stage)
+        return current + sum(self.plan.get(s, 0.0) * max(1.0, self.speed) for s in STAGES[at + 1:])
 
     def total(self, elapsed: float, stage: str, seconds_in_stage: float) -> float:
         return elapsed + self.left(stage, seconds_in_stage)
@@ -294,10 +298,11 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bo
 # ---------------------------------------------------------------------------- one estimate per run
 
 # Beyond the worker's own stages: a worker that is not warm yet imports torch and loads the model
-# before the run's first stage (measured on the reference 2-core CPU with the browser test's run:
-# 6-10 s), and after its last stage the result is built, stored, sent to the app and drawn.
-WORKER_START_S = 8.0
-END_S = 1.0
+# before the run's first stage (measured with the browser's presenter run on the reference 2-core
+# CPU: about 10 s alone, 38 s with the machine loaded 8-fold), and after its last stage the result
+# goes to the app (the job's end came 2-7 s after the worker's "done" in the same runs).
+WORKER_START_S = 10.0
+END_S = 3.0
 
 
 @dataclass
@@ -310,7 +315,12 @@ class RunEstimate:
     whose features are all on disk: it encodes nothing)."""
     total_s: float | None
     cached: str = ""
-    stages: dict = field(default_factory=dict)    # predicted seconds per stage (predict's), for the record
+    from_submit: bool = False     # the total counts from the click (it includes a worker's start), not the job's start
+
+    def origin(self, job) -> float | None:
+        """When this estimate's clock started for `job`: its submission when the total includes starting
+        the worker, else the job's start (a wait in the queue is announced apart, as the wait)."""
+        return job.submitted_at if self.from_submit else job.started_at
 
     def text(self) -> str:
         """How the Run bar and the panel announce it: 'about 13 s', 'stored: at once', 'features cached: about 2 s'."""
@@ -395,4 +405,5 @@ def run_estimate(cfg, info: dict, rates: Rates = DEFAULT_RATES, *, stored: bool 
     if seconds is None:
         return RunEstimate(None)
     start = 0.0 if worker_warm else WORKER_START_S
-    return RunEstimate(round(seconds + END_S + start, 1), cached="features" if cached else "")
+    return RunEstimate(round(seconds + END_S + start, 1), cached="features" if cached else "",
+                       from_submit=not worker_warm)

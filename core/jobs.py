@@ -578,5 +578,5 @@ def time_left(job: Job, estimate=None) -> float | None:
     now = time.time()
     p = job.progress or {}
     eta = p.get("eta_s") if job.progress_at is not None else None
-    return est.left(now - (job.started_at or now), p.get("stage"), eta,
+    return est.left(now - (est.origin(job) or now), p.get("stage"), eta,
                     now - job.progress_at if job.progress_at is not None else 0.0)

@@ -205,6 +205,8 @@ def for_presenter(fig: go.Figure, height: int | None = None) -> go.Figure:
                       margin=dict(l=90, r=40, t=70, b=80))
     fig.update_xaxes(title_font=dict(size=f + 4), tickfont=dict(size=f))
     fig.update_yaxes(title_font=dict(size=f + 4), tickfont=dict(size=f))
+    if fig.layout.legend.orientation == "h":   # below the x axis' title, not on it, at any height
+        fig.update_layout(legend=dict(yref="container", y=0, yanchor="bottom"), margin=dict(b=120))
     for trace in fig.data:
         marker = getattr(trace, "marker", None)
         if marker is not None and marker.size is not None:

@@ -209,8 +209,8 @@ def job_panel():
             st.markdown(f"Training {describe(job)}")
             st.caption(" → ".join(f":material/check: {s}" if i < at else (f"**{s}**" if i == at else s)
                                   for i, s in enumerate(STAGES)))
-            elapsed = ui.since(job.started_at)
             estimate = ui.job_estimate(job)          # the Run bar's, counted down and corrected by the run
+            elapsed = ui.since(estimate.origin(job))
             left = time_left(job, estimate)
             if job.state == "starting":
                 message = "starting the worker (loading the model)"
@@ -364,10 +364,12 @@ with st.sidebar:
                 st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))
                 number("eval_size", "Eval size (test texts)", 100, "%d", hint("eval_size"))
                 number("general_size", "General-benchmark size (per task)", 100, "%d", hint("general_size"))
-    if counting:          # the counts arrive from a background thread: show them when they are there
-        @st.fragment(run_every=1.0)
+    if counting:          # the counts arrive from a background thread: show each as it comes
+        seen = counter.done_count()
+
+        @st.fragment(run_every=0.5)
         def wait_for_counts():
-            if not counter.pending():
+            if counter.done_count() != seen or not counter.pending():
                 st.rerun()
         wait_for_counts()
 
@@ -440,11 +442,14 @@ if result is not None:
                       delta_color="off", delta_arrow="off")
     else:
         # the job's wall time, start to result: what the Run bar announced and the panel counted down
-        wall = latest.finished_at - latest.started_at if latest.started_at and latest.finished_at else took
-        said = ui.job_estimate(latest).compare(wall) or describe_accuracy(result.estimate.get("before_training_s"), took)
+        announced = ui.job_estimate(latest)
+        began = announced.origin(latest)
+        wall = latest.finished_at - began if began and latest.finished_at else took
+        said = announced.compare(wall) or describe_accuracy(result.estimate.get("before_training_s"), took)
         row[0].metric("Time", f"{wall:.1f} s", said or None, delta_color="off", delta_arrow="off",
-                      help=f"From the start of the job to its result; the run itself took {took:.1f} s "
-                           "(the rest: starting the worker, storing and sending the result).")
+                      help=f"From {'the click' if announced.from_submit else 'the start of the job'} to its "
+                           f"result, as announced on the Run bar; the run itself took {took:.1f} s (the rest: "
+                           "starting the worker, sending the result).")
     row[1].metric("Device", f"{result.device} · {result.precision}")
     row[2].metric("Trainable parameters", ui.count_text(result.trainable_params), help=f"{result.trainable_params:,}",
                   delta=f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off",
@@ -500,7 +505,7 @@ runs = ui.store().list(task=cfg.task)
 preset_runs = ui.preset_runs(cfg.task, chosen)
 if runs or preset_runs:
     ui.chart(lambda plots: plots.tradeoff_figure(runs, preset_runs, highlight=result.key if result else None),
-             "tradeoff", presenter_height=ui.PRESENTER_TRADEOFF_PX)
+             "tradeoff", presenter_height=ui.PRESENTER_TRADEOFF_PX if result else ui.PRESENTER_TRADEOFF_ALONE_PX)
     st.caption("Dashed line: the pre-trained encoder's general score. Arrows run from it to each run: "
                "left means forgotten. Marker size grows with the training-set size; hover for the config.")
 else:

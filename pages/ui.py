@@ -411,7 +411,8 @@ section[data-testid="stSidebar"] [data-testid="stSidebarContent"] { font-size: 1
 """ % {"w": PRESENTER_SIDEBAR_PX}
 # Heights (px) of the Lab's plots in presenter mode, so that a run and its result fit one screen.
 PRESENTER_LIVE_PLOT_PX = 400
-PRESENTER_TRADEOFF_PX = 470
+PRESENTER_TRADEOFF_PX = 470         # under a result's cards
+PRESENTER_TRADEOFF_ALONE_PX = 720   # before any result: the plot is the screen
 
 
 def apply_style() -> None:
@@ -468,6 +469,7 @@ def draw_waiting_charts() -> None:
         if st.session_state.get("charts_armed"):     # a run from the browser's timer: the page is shown
             st.session_state["charts_ready"] = True
             job_manager().postpone_warmup()          # plotly's script loads in the browser now: torch after it
+            param_counter().start_now()              # the counts (a child at nice 19) need not wait longer
             st.rerun()
         st.session_state["charts_armed"] = True      # the fragment's first run, inline in the script
 
