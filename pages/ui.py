@@ -400,7 +400,7 @@ section[data-testid="stSidebar"] [data-testid="stSidebarContent"] { font-size: 1
 [data-testid="stSidebar"] label p { font-size: 1.05rem; }
 [data-testid="stSidebar"] [data-testid="stMarkdownContainer"] p,
 [data-testid="stSidebar"] [data-testid="stCaptionContainer"] p { font-size: 0.9rem; }
-[data-testid="stSidebar"] [data-baseweb="select"] div { font-size: 0.95rem; }
+[data-testid="stSidebar"] [data-testid="stSelectbox"] input { font-size: 0.95rem; }
 [data-testid="stSidebar"] h2 { font-size: 1.4rem !important; padding: 0.2rem 0; }
 [data-testid="stSidebarHeader"] { height: 2.5rem; margin-bottom: 0; }
 [data-testid="stSidebar"] [data-testid="stVerticalBlock"] { gap: 0.6rem; }
