@@ -221,7 +221,9 @@ def job_panel():
                 fraction = max(fraction, elapsed / (elapsed + left))
             fraction = max(fraction, st.session_state.get(f"_shown_{job.id}", 0.0))   # never backwards
             st.session_state[f"_shown_{job.id}"] = fraction
-            if left is not None:
+            if stage == STAGES[-1] and p.get("fraction", 0) >= 1:
+                timing = " · sending the result"         # the worker is done; the page draws it next
+            elif left is not None:
                 timing = f" · about {ui.duration(left)} left"
             elif p.get("eta_s") is not None or estimate.total_s is not None:
                 timing = " · longer than estimated, nearly done" if stage == STAGES[-1] else " · longer than estimated"
