@@ -61,6 +61,24 @@ class ParamCounter:
                 self.thread.start()
         return None
 
+    def learn(self, results, num_labels: int) -> int:
+        """Take the counts finished runs recorded (the store's, the shipped presets'): a run built its
+        classifier exactly as counting would, so a configuration one of them had is known at once,
+        without torch (on a fresh clone, the presets cover the strategies at their defaults).
+        `num_labels`: their task's. Returns how many were new."""
+        new = 0
+        for r in results:
+            try:
+                key = self.key(RunConfig.from_dict(r.config), num_labels)
+                count = [int(r.trainable_params), int(r.total_params)]
+            except Exception:     # noqa: BLE001 - an old or foreign record: counted when asked instead
+                continue
+            with self.lock:
+                if key not in self.known and count[1] > 0:
+                    self.known[key] = count
+                    new += 1
+        return new
+
     def pending(self) -> bool:
         with self.lock:
             return bool(self.todo)

@@ -317,6 +317,9 @@ with st.sidebar:
                      **bind("size", shown=shown_size, convert=lambda n: None if n == sizes[-1] else n))
 
     counter = ui.param_counter()
+    if st.session_state.get("_counts_learned") != cfg.task:     # once per task and session: no torch needed
+        counter.learn(ui.preset_runs(cfg.task) + ui.store().list(task=cfg.task), info["num_labels"])
+        st.session_state["_counts_learned"] = cfg.task
     counting = []
 
     def count_line(name: str) -> str:
