@@ -269,11 +269,11 @@ def _write_mean_tokens(known: dict) -> None:
 
 
 def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bool = False,
-                    cached_features: bool = False) -> float | None:
+                    cached_features: bool | set = False) -> float | None:
     """Seconds a configuration will take here, before it runs: `info` holds the task's sizes and a
     sample of its texts (n_train, n_val, n_test, sample). None when the config cannot run.
     `rescoring`: its fine-tuned weights are kept (core.weights), so it only evaluates, once.
-    `cached_features`: a frozen-feature run whose features are all on disk (features_cached)."""
+    `cached_features`: a frozen-feature run's rows already on disk: True for all, or cached_rows' set."""
     from .errors import ConfigError
     from .strategies import get_strategy
 
@@ -282,6 +282,7 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bo
     except ConfigError:
         return None
     strategy = get_strategy(cfg.strategy)
+    parts = {"train", "held_out"} if cached_features is True else set(cached_features or ())
     mean = mean_tokens(cfg.model, tuple(info.get("sample") or ()), cfg.max_length)
     n_train = min(cfg.size or info["n_train"], info["n_train"])
     n_test = min(cfg.eval_size or info["n_test"], info["n_test"])
@@ -289,7 +290,8 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bo
                    val_tokens=int(info["n_val"] * mean), test_tokens=int(n_test * mean),
                    epochs=0 if rescoring else cfg.epochs, batch_size=cfg.batch_size, n_train=n_train,
                    general_size=cfg.general_size,
-                   uncached_tokens=0 if cached_features else int((n_train + info["n_val"] + n_test) * mean),
+                   uncached_tokens=int(((0 if "train" in parts else n_train)
+                                        + (0 if "held_out" in parts else info["n_val"] + n_test)) * mean),
                    head_epochs=0 if rescoring else strategy.head_epochs(cfg),
                    scorings=1 if rescoring else len(strategy.finish_points(cfg)))
     return float(sum(predict(work, rates).values()))
@@ -367,21 +369,33 @@ def say_duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
 
 
-def features_cached(cfg, stored: list) -> bool:
-    """Whether a frozen-feature run's features are all on disk already: a stored run on this machine
-    encoded the very same rows (same model, task, sample, evaluation set, layer, pooling and length;
-    the features are cached by those, whatever the head's settings). The app asks this without torch."""
+def cached_rows(cfg, stored: list) -> set:
+    """Which of a frozen-feature run's rows are on disk already, as far as this machine's stored runs
+    tell (the app asks without torch; features are cached per model, layer, pooling, length and
+    precision, whatever the head's settings): "held_out" (the validation curve's and the evaluated
+    texts: the same for every seed and size) and "train" (the same training sample: seed and size)."""
     try:
         cfg = cfg.resolved()
     except Exception:     # noqa: BLE001 - a config that cannot run is estimated as None anyway
-        return False
+        return set()
     if _trains(cfg.strategy):
-        return False
-    same = ("model", "task", "size", "seed", "eval_size", "eval_split", "feature_layer", "pooling", "max_length",
-            "device", "precision")
-    want = cfg.to_dict()
-    return any(all((getattr(r, "config", None) or {}).get(k) == want.get(k) for k in same)
-               and not _trains((r.config or {}).get("strategy")) for r in stored)
+        return set()
+    want, found = cfg.to_dict(), set()
+    common = ("model", "task", "feature_layer", "pooling", "max_length", "device", "precision")
+    for r in stored:
+        c = getattr(r, "config", None) or {}
+        if _trains(c.get("strategy")) or any(c.get(k) != want.get(k) for k in common):
+            continue
+        if (c.get("eval_size"), c.get("eval_split")) == (want["eval_size"], want["eval_split"]):
+            found.add("held_out")
+        if (c.get("seed"), c.get("size")) == (want["seed"], want["size"]):
+            found.add("train")
+    return found
+
+
+def features_cached(cfg, stored: list) -> bool:
+    """Whether all of a frozen-feature run's features are on disk already (it encodes nothing)."""
+    return cached_rows(cfg, stored) == {"train", "held_out"}
 
 
 def _trains(strategy: str | None) -> bool:
@@ -400,8 +414,9 @@ def run_estimate(cfg, info: dict, rates: Rates = DEFAULT_RATES, *, stored: bool 
     of them computed encodes nothing); `worker_warm` False adds the worker's start."""
     if stored:
         return RunEstimate(0.0, cached="stored")
-    cached = features_cached(cfg, list(stored_runs))
-    seconds = estimate_config(cfg, info, rates, rescoring, cached_features=cached)
+    parts = cached_rows(cfg, list(stored_runs))
+    cached = parts == {"train", "held_out"}
+    seconds = estimate_config(cfg, info, rates, rescoring, cached_features=parts)
     if seconds is None:
         return RunEstimate(None)
     start = 0.0 if worker_warm else WORKER_START_S

@@ -119,7 +119,8 @@ def test_frozen_features_do_not_extrapolate_from_head_steps():
 
 # ---------------------------------------------------------------------------- one estimate per run
 
-from core.estimate import END_S, WORKER_START_S, RunEstimate, features_cached, run_estimate  # noqa: E402
+from core.estimate import (END_S, WORKER_START_S, RunEstimate, cached_rows, features_cached,  # noqa: E402
+                           run_estimate)
 
 TINY_INFO = {"n_train": 5000, "n_val": 200, "n_test": 2000, "sample": ("a few words about oil and wheat",) * 4}
 
@@ -183,6 +184,10 @@ def test_a_stored_run_and_a_run_on_cached_features_are_announced_as_such():
     assert not features_cached(cfg.replace(size=512), [earlier])
     assert not features_cached(cfg.replace(feature_layer=3), [earlier])
     assert not features_cached(cfg.replace(strategy="full"), [earlier])
+    # another seed: its training rows are new, but the held-out rows (the same for every seed) are not
+    reseeded = run_estimate(cfg.replace(seed=7), TINY_INFO, stored_runs=[earlier])
+    assert cached_rows(cfg.replace(seed=7), [earlier]) == {"held_out"} and not reseeded.cached
+    assert warm.total_s < reseeded.total_s < cold.total_s
 
 
 def test_the_panel_reads_the_same_estimate_the_job_was_announced_with():
