@@ -174,10 +174,14 @@ class Clock:
             self.speed = (1 - w) + w * measured
 
     def left(self, stage: str, seconds_in_stage: float) -> float:
-        """Seconds left in the whole run while in `stage`."""
+        """Seconds left in the whole run while in `stage`. Stages not yet begun are scaled by the
+        measured speed only when it is slower than planned: fast optimiser steps say little about the
+        general benchmark's probes, and shrinking it by them announced '12 s left' for a run that had
+        70 s to go (measured on a busy 2-core machine; the steps' speed keeps applying to training)."""
         at = STAGES.index(stage)
-        current = max(0.0, self.plan.get(stage, 0.0) * self.speed - seconds_in_stage)
-        return current + sum(self.plan.get(s, 0.0) * self.speed for s in STAGES[at + 1:])
+        current = max(0.0, self.plan.get(stage, 0.0) * (self.speed if stage == "training" else max(1.0, self.speed))
+                      - seconds_in_stage)
+        return current + sum(self.plan.get(s, 0.0) * max(1.0, self.speed) for s in STAGES[at + 1:])
 
     def total(self, elapsed: float, stage: str, seconds_in_stage: float) -> float:
         return elapsed + self.left(stage, seconds_in_stage)
@@ -264,10 +268,12 @@ def _write_mean_tokens(known: dict) -> None:
         pass                            # an unwritable cache costs time, never the estimate
 
 
-def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bool = False) -> float | None:
+def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bool = False,
+                    cached_features: bool | set = False) -> float | None:
     """Seconds a configuration will take here, before it runs: `info` holds the task's sizes and a
     sample of its texts (n_train, n_val, n_test, sample). None when the config cannot run.
-    `rescoring`: its fine-tuned weights are kept (core.weights), so it only evaluates, once."""
+    `rescoring`: its fine-tuned weights are kept (core.weights), so it only evaluates, once.
+    `cached_features`: a frozen-feature run's rows already on disk: True for all, or cached_rows' set."""
     from .errors import ConfigError
     from .strategies import get_strategy
 
@@ -276,6 +282,7 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bo
     except ConfigError:
         return None
     strategy = get_strategy(cfg.strategy)
+    parts = {"train", "held_out"} if cached_features is True else set(cached_features or ())
     mean = mean_tokens(cfg.model, tuple(info.get("sample") or ()), cfg.max_length)
     n_train = min(cfg.size or info["n_train"], info["n_train"])
     n_test = min(cfg.eval_size or info["n_test"], info["n_test"])
@@ -283,7 +290,135 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bo
                    val_tokens=int(info["n_val"] * mean), test_tokens=int(n_test * mean),
                    epochs=0 if rescoring else cfg.epochs, batch_size=cfg.batch_size, n_train=n_train,
                    general_size=cfg.general_size,
-                   uncached_tokens=int((n_train + info["n_val"] + n_test) * mean),   # at most: a cold cache
+                   uncached_tokens=int(((0 if "train" in parts else n_train)
+                                        + (0 if "held_out" in parts else info["n_val"] + n_test)) * mean),
                    head_epochs=0 if rescoring else strategy.head_epochs(cfg),
                    scorings=1 if rescoring else len(strategy.finish_points(cfg)))
     return float(sum(predict(work, rates).values()))
+
+
+# ---------------------------------------------------------------------------- one estimate per run
+
+# Beyond the worker's own stages: a worker that is not warm yet imports torch and loads the model
+# before the run's first stage (measured with the browser's presenter run on the reference 2-core
+# CPU: about 10 s alone, 38 s with the machine loaded 8-fold), and after its last stage the result
+# goes to the app (the job's end came 2-7 s after the worker's "done" in the same runs).
+WORKER_START_S = 10.0
+END_S = 3.0
+
+
+@dataclass
+class RunEstimate:
+    """THE time estimate of one run: made when it is submitted, moved by its own progress, read by the
+    Run bar ("about 13 s"), the running panel (time left) and the result card (announced vs taken),
+    so the three never disagree. `total_s` is the announced wall time from the job's start to its
+    result, end stages (in-domain evaluation, general benchmark, storing) included; `cached` says why
+    a run is quick: "stored" (the run store answers it at once) or "features" (a frozen-feature run
+    whose features are all on disk: it encodes nothing)."""
+    total_s: float | None
+    cached: str = ""
+    from_submit: bool = False     # the total counts from the click (it includes a worker's start), not the job's start
+
+    def origin(self, job) -> float | None:
+        """When this estimate's clock started for `job`: its submission when the total includes starting
+        the worker, else the job's start (a wait in the queue is announced apart, as the wait)."""
+        return job.submitted_at if self.from_submit else job.started_at
+
+    def text(self) -> str:
+        """How the Run bar and the panel announce it: 'about 13 s', 'stored: at once', 'features cached: about 2 s'."""
+        if self.cached == "stored":
+            return "already stored: answered at once"
+        when = "an unknown time" if self.total_s is None else say_duration(self.total_s)
+        return f"features cached: about {when}" if self.cached == "features" else f"about {when}"
+
+    def left(self, elapsed: float, stage: str | None = None, eta_s: float | None = None,
+             eta_age: float = 0.0) -> float | None:
+        """Seconds left now, `elapsed` after the job started. Before the worker's first estimate, the
+        announced total counts down; after it, the worker's (its plan from the exact work, corrected by
+        its measured speed, counted down since it came), plus END_S. None: it has overrun every
+        estimate (the panel then says so instead of 'about 1 s left' for many seconds)."""
+        if eta_s is not None:
+            left = eta_s - eta_age
+        elif self.total_s is not None:
+            left = self.total_s - END_S - elapsed
+        else:
+            return None
+        if left < -1.0:            # past what was planned by more than a second: no honest figure
+            return None
+        return max(0.0, left) + END_S
+
+    def live_total(self, elapsed: float, left: float | None) -> float | None:
+        """The whole run's time as it now looks (elapsed + left), None while unknown."""
+        return None if left is None else elapsed + left
+
+    def compare(self, actual: float) -> str:
+        """'announced 13 s, took 25 s (92 % over)' for the result card; '' without an announced time."""
+        if not self.total_s or actual <= 0 or self.cached == "stored":
+            return ""
+        off = (actual - self.total_s) / self.total_s
+        side = "longer" if off > 0 else "shorter"
+        return f"announced {say_duration(self.total_s)} ({abs(100 * off):.0f} % {side})"
+
+
+def say_duration(seconds: float) -> str:
+    """'45 s', '3 min', '1 h 30 min': how a person says a wait (the app's ui.duration uses the same)."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
+
+
+def cached_rows(cfg, stored: list) -> set:
+    """Which of a frozen-feature run's rows are on disk already, as far as this machine's stored runs
+    tell (the app asks without torch; features are cached per model, layer, pooling, length and
+    precision, whatever the head's settings): "held_out" (the validation curve's and the evaluated
+    texts: the same for every seed and size) and "train" (the same training sample: seed and size)."""
+    try:
+        cfg = cfg.resolved()
+    except Exception:     # noqa: BLE001 - a config that cannot run is estimated as None anyway
+        return set()
+    if _trains(cfg.strategy):
+        return set()
+    want, found = cfg.to_dict(), set()
+    common = ("model", "task", "feature_layer", "pooling", "max_length", "device", "precision")
+    for r in stored:
+        c = getattr(r, "config", None) or {}
+        if _trains(c.get("strategy")) or any(c.get(k) != want.get(k) for k in common):
+            continue
+        if (c.get("eval_size"), c.get("eval_split")) == (want["eval_size"], want["eval_split"]):
+            found.add("held_out")
+        if (c.get("seed"), c.get("size")) == (want["seed"], want["size"]):
+            found.add("train")
+    return found
+
+
+def features_cached(cfg, stored: list) -> bool:
+    """Whether all of a frozen-feature run's features are on disk already (it encodes nothing)."""
+    return cached_rows(cfg, stored) == {"train", "held_out"}
+
+
+def _trains(strategy: str | None) -> bool:
+    from .strategies import get_strategy
+
+    try:
+        return get_strategy(strategy or "full").trains_encoder
+    except Exception:     # noqa: BLE001 - an unknown strategy in an old record
+        return True
+
+
+def run_estimate(cfg, info: dict, rates: Rates = DEFAULT_RATES, *, stored: bool = False, stored_runs=(),
+                 worker_warm: bool = True, rescoring: bool = False) -> RunEstimate:
+    """The estimate a run is announced with, before it starts: `stored`, the store has this very run
+    (answered at once); `stored_runs`, this machine's runs (a frozen-feature run whose features one
+    of them computed encodes nothing); `worker_warm` False adds the worker's start."""
+    if stored:
+        return RunEstimate(0.0, cached="stored")
+    parts = cached_rows(cfg, list(stored_runs))
+    cached = parts == {"train", "held_out"}
+    seconds = estimate_config(cfg, info, rates, rescoring, cached_features=parts)
+    if seconds is None:
+        return RunEstimate(None)
+    start = 0.0 if worker_warm else WORKER_START_S
+    return RunEstimate(round(seconds + END_S + start, 1), cached="features" if cached else "",
+                       from_submit=not worker_warm)

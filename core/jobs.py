@@ -568,12 +568,15 @@ class JobManager:
             worker.kill()
 
 
-def time_left(job: Job) -> float | None:
-    """The whole run's time left now: the worker's last estimate, counted down since it came
-    (before the first one, the estimate made at submission less the time since the start)."""
-    eta = job.progress.get("eta_s") if job.progress else None
-    if eta is not None and job.progress_at is not None:
-        return max(0.0, eta - (time.time() - job.progress_at))
-    if job.estimate_s is not None:
-        return max(0.0, job.estimate_s - (time.time() - (job.started_at or time.time())))
-    return None
+def time_left(job: Job, estimate=None) -> float | None:
+    """The whole run's time left now, from its one estimate (core.estimate.RunEstimate: given, or
+    made from the total announced at submission): the worker's last estimate counted down since it
+    came, before that the announced total less the time since the start; None once it has overrun."""
+    from .estimate import RunEstimate
+
+    est = estimate if estimate is not None else RunEstimate(job.estimate_s)
+    now = time.time()
+    p = job.progress or {}
+    eta = p.get("eta_s") if job.progress_at is not None else None
+    return est.left(now - (est.origin(job) or now), p.get("stage"), eta,
+                    now - job.progress_at if job.progress_at is not None else 0.0)

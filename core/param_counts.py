@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -60,9 +61,38 @@ class ParamCounter:
                 self.thread.start()
         return None
 
+    def learn(self, results, num_labels: int) -> int:
+        """Take the counts finished runs recorded (the store's, the shipped presets'): a run built its
+        classifier exactly as counting would, so a configuration one of them had is known at once,
+        without torch (on a fresh clone, the presets cover the strategies at their defaults).
+        `num_labels`: their task's. Returns how many were new."""
+        new = 0
+        for r in results:
+            try:
+                key = self.key(RunConfig.from_dict(r.config), num_labels)
+                count = [int(r.trainable_params), int(r.total_params)]
+            except Exception:     # noqa: BLE001 - an old or foreign record: counted when asked instead
+                continue
+            with self.lock:
+                if key not in self.known and count[1] > 0:
+                    self.known[key] = count
+                    new += 1
+        return new
+
     def pending(self) -> bool:
         with self.lock:
             return bool(self.todo)
+
+    def done_count(self) -> int:
+        """How many counts (or errors) are known: it grows as each one arrives, so a page can show
+        the counts one by one instead of waiting for the slowest."""
+        with self.lock:
+            return len(self.known) + len(self.errors)
+
+    def start_now(self) -> None:
+        """The page is on screen (its first paint is done): count now instead of after the delay."""
+        with self.lock:
+            self.not_before = min(self.not_before, time.time())
 
     def postpone(self, seconds: float | None = None) -> None:
         """A page is being drawn: import no torch in this process for `seconds` (default `delay_s`) more."""
@@ -71,7 +101,7 @@ class ParamCounter:
 
     def _work(self) -> None:
         while (wait := self.not_before - time.time()) > 0:
-            time.sleep(min(wait, 0.5))
+            time.sleep(min(wait, 0.1))        # start_now() ends the wait within 0.1 s
         while True:
             with self.lock:
                 batch = [[key, cfg, num_labels] for key, (cfg, num_labels) in self.todo.items()]
@@ -95,22 +125,46 @@ class ParamCounter:
 COUNT_TIMEOUT_S = 600
 
 
-def _count_elsewhere(batch: list) -> list:
-    """[(key, (trainable, total) or None, error or None)] for [[key, config dict, num_labels], ...],
-    counted by `python -m core.param_counts` at nice 19."""
+def _count_elsewhere(batch: list):
+    """(key, (trainable, total) or None, error or None) for each of [[key, config dict, num_labels], ...],
+    counted by `python -m core.param_counts` at nice 19; yielded as each count is printed (the first
+    one comes after torch's import and the model's load, the others a fraction of a second apart)."""
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    seen, problem = set(), None
+    errors = tempfile.TemporaryFile("w+")       # a file, not a pipe: a chatty stderr never blocks the child
     try:
-        done = subprocess.run([sys.executable, "-m", "core.param_counts"], input=json.dumps(batch), text=True,
-                              capture_output=True, env=env, cwd=root, timeout=COUNT_TIMEOUT_S)
-        rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("[")]
-    except (OSError, subprocess.SubprocessError, ValueError) as err:
-        done, rows = None, []
-        problem = f"the counting process failed: {err}"
-    else:
-        problem = f"the counting process failed (exit code {done.returncode}): {done.stderr.strip()[-300:]}"
-    got = {row[0]: row for row in rows}
-    return [tuple(got.get(key, (key, None, problem))) for key, _, _ in batch]
+        child = subprocess.Popen([sys.executable, "-m", "core.param_counts"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=errors, text=True, env=env, cwd=root)
+    except OSError as err:
+        child, problem = None, f"the counting process failed: {err}"
+    if child is not None:
+        timer = threading.Timer(COUNT_TIMEOUT_S, child.kill)      # a hung child never blocks the counts for good
+        timer.start()
+        try:
+            child.stdin.write(json.dumps(batch))
+            child.stdin.close()
+            for line in child.stdout:
+                if line.startswith("["):
+                    try:
+                        key, count, error = json.loads(line)
+                    except ValueError:
+                        continue
+                    seen.add(key)
+                    yield key, count, error
+            child.wait()
+            errors.seek(0)
+            problem = f"the counting process failed (exit code {child.returncode}): {errors.read().strip()[-300:]}"
+        except OSError as err:
+            problem = f"the counting process failed: {err}"
+        finally:
+            timer.cancel()
+            if child.poll() is None:
+                child.kill()
+    errors.close()
+    for key, _, _ in batch:
+        if key not in seen:
+            yield key, None, problem
 
 
 def _die_with_parent() -> None:

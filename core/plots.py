@@ -326,17 +326,34 @@ def curves_figure(curves: list[dict], title: str = "Per-epoch curves", n_epochs:
 def live_tradeoff_figure(curves: list[dict], title: str = "Forgetting as it happens") -> go.Figure:
     """The run's path across the trade-off plane, epoch by epoch: x = the live general estimate
     (fixed probes on a few sentences per task), y = held-out validation accuracy. Left of the
-    dashed pre-trained line is forgetting."""
+    dashed pre-trained line is forgetting. Only the path's first and last points are labelled (a
+    label per epoch overlapped where the points lie close, as they do on a projector's large type);
+    hover names every epoch."""
     points = [c for c in curves if c.get("general_est") is not None]
     fig = go.Figure()
+    xs = [100 * c["general_est"] for c in points]
+    ys = [100 * c["val_acc"] for c in points]
+    labelled = {0, len(points) - 1}
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers+text", name="this run, per epoch",
+                             text=[f"e{c['epoch']}" if i in labelled else "" for i, c in enumerate(points)],
+                             customdata=[c["epoch"] for c in points],
+                             textposition=["bottom center" if i == 0 and len(points) > 1 else "top center"
+                                           for i in range(len(points))],
+                             line=dict(color="#d62728"), marker=dict(size=9), cliponaxis=False,
+                             hovertemplate="epoch %{customdata}: general ≈ %{x:.1f} %, validation %{y:.1f} %"
+                                           "<extra></extra>"))
     if points:
-        fig.add_vline(x=100 * points[0]["general_ref"], line=dict(color="grey", dash="dash"),
-                      annotation_text="pre-trained", annotation_position="top left")
-    fig.add_trace(go.Scatter(x=[100 * c["general_est"] for c in points], y=[100 * c["val_acc"] for c in points],
-                             mode="lines+markers+text", name="this run, per epoch",
-                             text=[f"e{c['epoch']}" for c in points], textposition="top center",
-                             line=dict(color="#d62728"), marker=dict(size=9),
-                             hovertemplate="epoch %{text}: general ≈ %{x:.1f} %, validation %{y:.1f} %<extra></extra>"))
+        ref = 100 * points[0]["general_ref"]
+        # the axes keep room around the path and the line, so the labels and the line's name sit inside
+        lo, hi = min(xs + [ref]), max(xs + [ref])
+        pad = max(0.15 * (hi - lo), 0.5)
+        ylo, yhi = min(ys), max(ys)
+        ypad = max(0.2 * (yhi - ylo), 1.0)
+        fig.add_vline(x=ref, line=dict(color="grey", dash="dash"))
+        fig.add_annotation(x=ref, y=1, yref="paper", text="pre-trained", showarrow=False, xanchor="left",
+                           yanchor="bottom", font=dict(color="grey"))
+        fig.update_xaxes(range=[lo - pad, hi + pad])
+        fig.update_yaxes(range=[ylo - ypad, yhi + ypad])
     fig.update_layout(title=title, height=320, template="plotly_white", showlegend=False,
                       xaxis_title="general score, live estimate (%)  ← forgets", yaxis_title="validation accuracy (%)",
                       margin=dict(l=50, r=20, t=50, b=40))
@@ -347,14 +364,18 @@ def live_tradeoff_figure(curves: list[dict], title: str = "Forgetting as it happ
 PRESENTER_FONT = 22
 
 
-def for_presenter(fig: go.Figure) -> go.Figure:
-    """The same figure, with type, markers and lines large enough for a projector."""
+def for_presenter(fig: go.Figure, height: int | None = None) -> go.Figure:
+    """The same figure, with type, markers and lines large enough for a projector. `height`: the
+    pixels the page gives it (the Lab sizes its plots so that a run fits one 1920x1080 screen)."""
     f = PRESENTER_FONT
-    fig.update_layout(font=dict(size=f), title_font=dict(size=f + 8), legend=dict(font=dict(size=f)),
+    fig.update_layout(font=dict(size=f), title_font=dict(size=f + 6), legend=dict(font=dict(size=f)),
                       legend_title_font=dict(size=f), hoverlabel=dict(font_size=f),
-                      height=max(560, (fig.layout.height or 450) + 200), margin=dict(l=90, r=40, t=80, b=90))
+                      height=height or max(560, (fig.layout.height or 450) + 200),
+                      margin=dict(l=90, r=40, t=70, b=80))
     fig.update_xaxes(title_font=dict(size=f + 4), tickfont=dict(size=f))
     fig.update_yaxes(title_font=dict(size=f + 4), tickfont=dict(size=f))
+    if fig.layout.legend.orientation == "h":   # below the x axis' title, not on it, at any height
+        fig.update_layout(legend=dict(yref="container", y=0, yanchor="bottom"), margin=dict(b=120))
     for trace in fig.data:
         marker = getattr(trace, "marker", None)
         if marker is not None and marker.size is not None:

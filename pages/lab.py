@@ -4,6 +4,8 @@ Top to bottom: sidebar controls (each bound to the one configuration, st.session
 -> the Run bar with what will run -> the running job (a fragment that polls the shared
 JobManager) -> the last result's cards -> the trade-off plot.
 """
+import contextlib
+
 import streamlit as st
 
 from pages import ui
@@ -78,8 +80,8 @@ def thin_classes_note(c, after: bool = False) -> None:
                + ": little to learn them from, " + ("which pulls macro-F1 down." if after else "so expect a low macro-F1."))
 
 
-st.title("Fine-tuning lab")
-if not presenter:
+if not presenter:       # presenter mode: the first screen is the run's and its plot's (the sidebar says "Lab")
+    st.title("Fine-tuning lab")
     st.caption("Adapt a pre-trained encoder to a task and see both what it learns (in-domain accuracy) "
                "and what it forgets (a general benchmark it was never trained on).")
 ui.show_link_problems()      # what the link asked for and did not get, until dismissed
@@ -115,11 +117,12 @@ try:
     config_error = None
 except ConfigError as err:
     resolved, config_error = None, err
-estimate = ui.estimate_seconds(cfg) if config_error is None else None
+run_estimate = ui.run_estimate(cfg) if config_error is None else None    # the one this run is announced with
+estimate = run_estimate.total_s if run_estimate is not None else None
 jobs = ui.session_jobs()
 active = [j for j in jobs if not j.finished]
 long_run = estimate is not None and estimate > ui.LONG_RUN_S
-run_col, what_col = st.columns([1, 4], vertical_alignment="center")
+run_col, what_col = st.columns([1, 3.5 if presenter else 4], vertical_alignment="center")
 with what_col:
     if config_error:
         ui.show_config_error(config_error)
@@ -129,7 +132,7 @@ with what_col:
                                                      if k in strategy.uses]       # a projector: the few that matter
         shown = knob_text(resolved, knobs, bold=True)
         st.markdown(f"**{strategy.title}** on {ui.task_title(resolved.task)}, n={shown_size:,} · "
-                    + " · ".join(shown) + f" · about **{ui.duration(estimate)}** here")
+                    + " · ".join(shown) + f" · **{run_estimate.text()}**" + (" here" if run_estimate.total_s else ""))
         thin_classes_note(resolved)          # labels with next to no training examples at this size
     if long_run:
         st.warning(f"This run will take about **{ui.duration(estimate)}** on this machine. Lower the training-set "
@@ -147,8 +150,22 @@ if clicked:
         active = [j for j in jobs if not j.finished]
     except ConfigError as err:
         ui.show_config_error(err)
+
+
+def warming_note():
+    """While no worker waits with the model loaded, say so, and go once one does: the caption drawn at
+    a run's end (the next worker starts a few seconds after each run) stayed up long after it was warm."""
+    manager = ui.job_manager()
+    if manager.is_warm() or manager.running_job() is not None:
+        if st.session_state.pop("_warming_shown", False):
+            st.rerun()                    # the whole page, drawn without this note and its timer
+        return
+    st.session_state["_warming_shown"] = True
+    st.caption("Worker warming up (loading the model); a run clicked now starts a few seconds later.")
+
+
 if not active and not presenter and not ui.job_manager().is_warm():
-    st.caption("Worker warming up (loading the model); a run clicked now starts in a few seconds.")
+    st.fragment(run_every=2.0)(warming_note)()
 
 # ---------------------------------------------------------------------------- the running job
 n_finished = len(jobs) - len(active)
@@ -183,7 +200,8 @@ def live_figures(job) -> list:
         figs = [plots.curves_figure(curves, "Live per-epoch curves", n_epochs=epochs_of(job.config.resolved()))]
         if any(c.get("general_est") is not None for c in curves):
             figs.append(plots.live_tradeoff_figure(curves))
-        cache = ((job.id, len(curves)), [plots.for_presenter(f) if presenter else f for f in figs])
+        cache = ((job.id, len(curves)), [plots.for_presenter(f, ui.PRESENTER_LIVE_PLOT_PX) if presenter else f
+                                         for f in figs])
         st.session_state["_live_fig"] = cache
     return cache[1]
 
@@ -198,6 +216,7 @@ def job_panel():
         return
     job = live[0]
     manager = ui.job_manager()
+    stop_at = None       # while it runs, Stop sits beside its progress bar (presenter mode: on the first screen)
     with st.container(border=True):
         if job.state == "queued":
             wait = manager.wait_estimate(job.id)
@@ -217,8 +236,9 @@ def job_panel():
             st.markdown(f"Training {describe(job)}")
             st.caption(" → ".join(f":material/check: {s}" if i < at else (f"**{s}**" if i == at else s)
                                   for i, s in enumerate(STAGES)))
-            elapsed = ui.since(job.started_at)
-            left = time_left(job)
+            estimate = ui.job_estimate(job)          # the Run bar's, counted down and corrected by the run
+            elapsed = ui.since(estimate.origin(job))
+            left = time_left(job, estimate)
             if job.state == "starting":
                 message = "starting the worker (loading the model)"
             else:
@@ -228,15 +248,25 @@ def job_panel():
                 fraction = max(fraction, elapsed / (elapsed + left))
             fraction = max(fraction, st.session_state.get(f"_shown_{job.id}", 0.0))   # never backwards
             st.session_state[f"_shown_{job.id}"] = fraction
-            st.progress(fraction, text=f"**{stage}**: {message} · {ui.duration(elapsed)} elapsed"
-                        + (f" · about {ui.duration(left)} left" if left is not None else " · estimating the time left"))
+            if stage == STAGES[-1] and p.get("fraction", 0) >= 1:
+                timing = " · sending the result"         # the worker is done; the page draws it next
+            elif left is not None:
+                timing = f" · about {ui.duration(left)} left"
+            elif p.get("eta_s") is not None or estimate.total_s is not None:
+                timing = " · longer than estimated, nearly done" if stage == STAGES[-1] else " · longer than estimated"
+            else:
+                timing = " · estimating the time left"
+            announced = f" (announced {estimate.text()})" if estimate.total_s else ""
+            bar, stop_at = st.columns([4, 1], vertical_alignment="bottom")
+            bar.progress(fraction, text=f"**{stage}**: {message} · {ui.duration(elapsed)} elapsed{timing}{announced}")
             if p.get("curves"):
                 figs = live_figures(job)
                 for col, fig, key in zip(st.columns(len(figs)), figs, ("live_curves", "live_tradeoff")):
                     col.plotly_chart(fig, key=key)
         if len(live) > 1:
             st.caption(f"{len(live) - 1} more run(s) from this session queued after it.")
-        if st.button("Stop", key=f"stop_{job.id}", icon=":material/stop:"):
+        if (stop_at or st.container()).button("Stop", key=f"stop_{job.id}", icon=":material/stop:",
+                                               width="stretch" if stop_at else "content"):
             manager.stop(job.id)
             st.toast("Stopping...")
 
@@ -321,8 +351,9 @@ with st.sidebar:
     upload = card["name"].startswith("upload:")        # an upload counts its file's rows (the tooltip: why)
     dropped = sum(card.get("dropped", {}).values()) if upload else 0
     st.caption(f"**{card['domain']}** · {card['train']:,} train / {card['validation']:,} validation / {card['test']:,} test"
-               + (f" ({dropped:,} rows dropped)" if dropped else "") + f" · {len(card['labels'])} labels: "
-               + ", ".join(map(uploads.short, card["labels"][:8])) + (" ..." if len(card["labels"]) > 8 else ""),
+               + (f" ({dropped:,} rows dropped)" if dropped else "") + f" · {len(card['labels'])} labels"
+               + ("" if presenter else ": " + ", ".join(map(uploads.short, card["labels"][:8]))
+                  + (" ..." if len(card["labels"]) > 8 else "")),
                help=uploads.rows_text(card) if upload else None)
     if not presenter:
         for label, text in info["examples"]:
@@ -332,6 +363,9 @@ with st.sidebar:
                      **bind("size", shown=shown_size, convert=lambda n: None if n == sizes[-1] else n))
 
     counter = ui.param_counter()
+    if st.session_state.get("_counts_learned") != cfg.task:     # once per task and session: no torch needed
+        counter.learn(ui.preset_runs(cfg.task) + ui.store().list(task=cfg.task), info["num_labels"])
+        st.session_state["_counts_learned"] = cfg.task
     counting = []
 
     def count_line(name: str) -> str:
@@ -350,8 +384,18 @@ with st.sidebar:
         return f"{trainable:,} trainable parameters ({share:.2g} % of {total / 1e6:.1f} M)" if share < 99.5 else \
             f"{trainable:,} trainable parameters (all of them)"
 
-    st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title, **bind("strategy"),
-             captions=[STRATEGIES[s].summary + f" **{count_line(s)}**" for s in STRATEGIES])
+    def short_count(name: str) -> str:
+        """'3.1 k trainable' for presenter mode's one-line options ('' until counted)."""
+        line = count_line(name)          # "22,716,296 trainable parameters (all of them)", or still counting
+        head = line.split(" ")[0].replace(",", "")
+        return f" · {ui.count_text(int(head))} trainable" if head.isdigit() else ""
+
+    if presenter:      # the list compact (one line each: title and count), the whole of it in view
+        st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title.split(" (")[0] + short_count(s),
+                 **bind("strategy"))
+    else:
+        st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title, **bind("strategy"),
+                 captions=[STRATEGIES[s].summary + f" **{count_line(s)}**" for s in STRATEGIES])
     hints = strategy.defaults
 
     def hint(name):
@@ -371,10 +415,12 @@ with st.sidebar:
                 st.radio("Pooling", ["mean", "cls"], horizontal=True, **bind("pooling"))
                 number("eval_size", "Eval size (test texts)", 100, "%d", hint("eval_size"))
                 number("general_size", "General-benchmark size (per task)", 100, "%d", hint("general_size"))
-    if counting:          # the counts arrive from a background thread: show them when they are there
-        @st.fragment(run_every=1.0)
+    if counting:          # the counts arrive from a background thread: show each as it comes
+        seen = counter.done_count()
+
+        @st.fragment(run_every=0.5)
         def wait_for_counts():
-            if not counter.pending():
+            if counter.done_count() != seen or not counter.pending():
                 st.rerun()
         wait_for_counts()
 
@@ -418,6 +464,7 @@ if latest is not None and latest.result is None:
 if latest is not None and latest.note:
     st.info(latest.note, icon=ui.ICON_STOPPED)
 result = latest.result if latest is not None else None
+tradeoff_slot = None
 if result is not None:
     for warning in result.warnings:
         st.warning(warning, icon=ui.ICON_WARNING)
@@ -464,16 +511,23 @@ if result is not None:
         row[0].metric("Time", "stored", f"answered from the run store; the run itself took {ui.duration(took)}",
                       delta_color="off", delta_arrow="off")
     else:
-        row[0].metric("Time", f"{took:.1f} s", describe_accuracy(result.estimate.get("before_training_s"), took)
-                      or None, delta_color="off", delta_arrow="off",
-                      help="Time left was estimated when training started (and again after a quarter of it: "
-                           f"{result.estimate.get('early_training_s', '–')} s in all)." if result.estimate else None)
+        # the job's wall time, start to result: what the Run bar announced and the panel counted down
+        announced = ui.job_estimate(latest)
+        began = announced.origin(latest)
+        wall = latest.finished_at - began if began and latest.finished_at else took
+        said = announced.compare(wall) or describe_accuracy(result.estimate.get("before_training_s"), took)
+        row[0].metric("Time", f"{wall:.1f} s", said or None, delta_color="off", delta_arrow="off",
+                      help=f"From {'the click' if announced.from_submit else 'the start of the job'} to its "
+                           f"result, as announced on the Run bar; the run itself took {took:.1f} s (the rest: "
+                           "starting the worker, sending the result).")
     row[1].metric("Device", f"{result.device} · {result.precision}")
     row[2].metric("Trainable parameters", ui.count_text(result.trainable_params), help=f"{result.trainable_params:,}",
                   delta=f"{100 * result.trainable_params / result.total_params:.3g} % of all", delta_color="off",
                   delta_arrow="off")
     row[3].metric("Macro-F1", pct(result.in_domain_f1),
                   help="The F1 score of each label, averaged with every label weighing the same, rare ones too.")
+    if presenter:
+        tradeoff_slot = st.container()    # the trade-off plot goes right under the cards: one screen for both
     missed, present = result.labels_missed()
     st.caption(
         f"**In-domain accuracy {pct(result.in_domain_acc)}** (95 %: {pct(inside['low'])} to {pct(inside['high'])} over "
@@ -512,6 +566,9 @@ if result is not None:
                 ui.chart(lambda plots: plots.confusion_figure(result), "confusion")
 
 # ---------------------------------------------------------------------------- the trade-off plot
+placed = contextlib.ExitStack()          # presenter mode: drawn in the slot under the result's cards
+if tradeoff_slot is not None:
+    placed.enter_context(tradeoff_slot)
 st.subheader(f"Trade-off on {ui.task_title(cfg.task)}: what each run learned vs what it forgot")
 found, problems = ui.presets()
 for problem in problems:
@@ -522,7 +579,9 @@ default_presets = [n for n in names if n == cfg.task] or names
 if not names:
     chosen = []
 elif ui.painted():      # the picker comes with the plot: one widget type less to fetch before the Run button
-    chosen = st.multiselect("Presets drawn (hollow markers)", names, default=default_presets, key="lab_presets")
+    # presenter mode: in the sidebar, the speaker's controls (the plot keeps its place on the first screen)
+    chosen = (st.sidebar if presenter else st).multiselect("Presets drawn (hollow markers)", names,
+                                                           default=default_presets, key="lab_presets")
 else:
     chosen = default_presets
 runs = ui.store().list(task=cfg.task)
@@ -534,11 +593,13 @@ if runs or preset_runs:
         drawn.append(plots.tradeoff_figure(runs, preset_runs, highlight=result.key if result else None))
         return drawn[-1]
 
-    ui.chart(tradeoff, "tradeoff")
+    ui.chart(tradeoff, "tradeoff",
+             presenter_height=ui.PRESENTER_TRADEOFF_PX if result else ui.PRESENTER_TRADEOFF_ALONE_PX)
     if drawn:       # the figure's own words: what it drew (intervals, lines, frontier, axes)
         from core.plots import caption_of
 
         st.caption(caption_of(drawn[-1]) + " Hover a marker for its configuration.")
 else:
     st.info("No runs on this task yet: press **Run**, or try a one-click comparison on the **Learn** page.")
+placed.close()
 ui.draw_waiting_charts()

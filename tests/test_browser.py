@@ -237,14 +237,26 @@ def test_run_button_visible_without_scrolling_in_both_modes(server, browser):
             page.close()
 
 
+def top_inside_viewport(page, locator) -> bool:
+    """The element starts on the first screen (a plot taller than what is left of it may run on)."""
+    box = locator.bounding_box()
+    return box is not None and 0 <= box["y"] < page.viewport_size["height"] - 100
+
+
 def test_presenter_mode_at_1920x1080_before_during_and_after_a_run(server, browser):
-    """What a room sees on a projector: screenshots before, while running and after, and the sizes
-    that make them readable, measured in the page."""
+    """What a room sees on a projector: screenshots before, while running and after, the sizes that
+    make them readable, and what the first screen holds at each stage (bounding boxes, no scrolling):
+    Run; then Stop, the running panel and its live curves; then the result's cards and the trade-off
+    plot. The speaker's sidebar: the whole strategy list in view, no select box cutting its text."""
     url = f"{server}/?size=64&strategy=full&epochs=3&max_length=32&eval_size=100&general_size=50&seed=5&presenter=1"
     page = open_page(browser, url, viewport=(1920, 1080))
     wait_until_warm(page, url)
     wait_rendered(page)
     assert page.get_by_text("Advanced").count() == 0
+    for option in page.locator('[data-testid="stSidebar"] [role="radiogroup"] label').all():
+        assert inside_viewport(page, option), option.inner_text()          # every strategy, one line each
+    for select in page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"] input').all():
+        assert select.evaluate("(e) => e.scrollWidth <= e.clientWidth + 1"), select.input_value()   # uncut text
     assert not page.locator('[data-testid="stHeader"]').is_visible()            # Streamlit's chrome
     assert page.locator('[data-testid="stAppDeployButton"]').count() == 0 or \
         not page.locator('[data-testid="stAppDeployButton"]').is_visible()
@@ -256,6 +268,19 @@ def test_presenter_mode_at_1920x1080_before_during_and_after_a_run(server, brows
     assert inside_viewport(page, stop_button(page))
     assert page.evaluate("window.onbeforeunload !== null")          # leaving asks first while running
     assert page.get_by_text("Training Full fine-tuning on Reuters R8 news topics · n=64").count() >= 1
+    assert inside_viewport(page, page.locator('[data-testid="stProgress"]').first)
+    assert inside_viewport(page, run_button(page))
+    live = page.locator(".st-key-live_curves .js-plotly-plot")
+    try:       # the live curves come with the first epoch's general estimate: on the first screen, Stop too
+        live.wait_for(timeout=120_000)
+        page.wait_for_timeout(500)
+        if stop_button(page).count():             # still running (a fast machine may be done by now)
+            assert inside_viewport(page, stop_button(page))
+            assert inside_viewport(page, live)
+            assert inside_viewport(page, page.locator(".st-key-live_tradeoff .js-plotly-plot"))
+            shot(page, "presenter_1920_running_curves")
+    except playwright_api.TimeoutError:
+        pass      # the run ended before its curves were drawn here: the result's checks below still run
     shot(page, "presenter_1920_running")
     page.locator('[data-testid="stMetricLabel"]', has_text="In-domain accuracy").first.wait_for(
         timeout=RESULT_TIMEOUT_MS)
@@ -270,6 +295,10 @@ def test_presenter_mode_at_1920x1080_before_during_and_after_a_run(server, brows
     assert any("this run, per epoch" in fig["names"] for fig in layout)           # its path, forgetting as it went
     assert page.evaluate("window.onbeforeunload === null")
     assert run_button(page).is_enabled()                                          # ready for the next run
+    assert inside_viewport(page, run_button(page))
+    for card in page.locator('[data-testid="stMetric"]').all():                   # every card on the first screen
+        assert inside_viewport(page, card), card.inner_text()
+    assert top_inside_viewport(page, page.locator(".st-key-tradeoff .js-plotly-plot"))   # the plot right under them
     shot(page, "presenter_1920_after")
     page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()
     page.wait_for_timeout(500)

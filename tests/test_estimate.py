@@ -115,3 +115,115 @@ def test_frozen_features_do_not_extrapolate_from_head_steps():
     clock.observe_training(19.0, 0.05)
     assert clock.speed == 1.0
     assert clock.left("training", 19.0) == pytest.approx(1.0 + 0.5)
+
+
+# ---------------------------------------------------------------------------- one estimate per run
+
+from core.estimate import (END_S, WORKER_START_S, RunEstimate, cached_rows, features_cached,  # noqa: E402
+                           run_estimate)
+
+TINY_INFO = {"n_train": 5000, "n_val": 200, "n_test": 2000, "sample": ("a few words about oil and wheat",) * 4}
+
+
+def stored_run(**config):
+    """A stand-in stored result: only its resolved config matters to features_cached."""
+    return SimpleNamespace(config=RunConfig(**config).resolved().to_dict(), work={}, timings={}, cached=False)
+
+
+def test_the_estimate_counts_the_announced_total_down_then_follows_the_run():
+    est = RunEstimate(20.0)
+    assert est.left(0.0) == pytest.approx(20.0)                      # at the start: what the Run bar said
+    assert est.left(5.0) == pytest.approx(15.0)                      # counted down before the worker reports
+    # the worker's own estimate (its exact work, its measured speed), counted down since it came, plus the
+    # end of the run beyond its stages
+    assert est.left(5.0, "training", eta_s=30.0, eta_age=2.0) == pytest.approx(28.0 + END_S)
+    assert est.left(40.0, "general", eta_s=0.5, eta_age=0.0) == pytest.approx(0.5 + END_S)
+
+
+def test_an_overrun_says_so_instead_of_about_one_second_left():
+    est = RunEstimate(20.0)
+    assert est.left(30.0) is None                                    # past the announced total
+    assert est.left(30.0, "general", eta_s=2.0, eta_age=10.0) is None   # past the worker's last estimate
+    assert est.left(30.0, "general", eta_s=2.0, eta_age=2.5) == pytest.approx(END_S)   # just at it: the end
+    assert RunEstimate(None).left(3.0) is None
+
+
+def test_the_card_compares_with_the_announced_total():
+    assert RunEstimate(52.0).compare(96.2) == "announced 52 s (85 % longer)"
+    assert RunEstimate(40.0).compare(30.0) == "announced 40 s (25 % shorter)"
+    assert RunEstimate(0.0, cached="stored").compare(3.0) == ""
+    assert RunEstimate(None).compare(3.0) == ""
+
+
+def test_the_whole_run_is_in_the_announced_total_end_stages_included():
+    cfg = RunConfig(task="r8", size=16, strategy="full", epochs=1, max_length=32, eval_size=50, general_size=50)
+    stages = estimate_config(cfg, TINY_INFO)
+    warm = run_estimate(cfg, TINY_INFO)
+    assert warm.total_s == pytest.approx(stages + END_S, abs=0.1)
+    assert warm.text() == f"about {round(warm.total_s)} s" and not warm.cached
+    # evaluation and the general benchmark are priced: more of them, a longer run
+    bigger = run_estimate(cfg.replace(eval_size=2000, general_size=500), TINY_INFO)
+    assert bigger.total_s > warm.total_s + 5
+    cold = run_estimate(cfg, TINY_INFO, worker_warm=False)
+    assert cold.total_s == pytest.approx(warm.total_s + WORKER_START_S)
+
+
+def test_a_stored_run_and_a_run_on_cached_features_are_announced_as_such():
+    cfg = RunConfig(task="r8", size=256, strategy="feature-extraction", max_length=32, eval_size=50, general_size=50)
+    stored = run_estimate(cfg, TINY_INFO, stored=True)
+    assert stored.cached == "stored" and stored.total_s == 0.0 and "stored" in stored.text()
+    cold = run_estimate(cfg, TINY_INFO)
+    # an earlier run encoded the very same rows (another learning rate: the features do not depend on it)
+    earlier = stored_run(task="r8", size=256, strategy="feature-extraction", max_length=32, eval_size=50,
+                         general_size=50, lr=0.05)
+    warm = run_estimate(cfg, TINY_INFO, stored_runs=[earlier])
+    assert warm.cached == "features" and warm.text().startswith("features cached: about")
+    assert warm.total_s < cold.total_s
+    # other rows (another seed or size) or another layer: not cached; fine-tuning never reads cached features
+    assert not features_cached(cfg.replace(seed=7), [earlier])
+    assert not features_cached(cfg.replace(size=512), [earlier])
+    assert not features_cached(cfg.replace(feature_layer=3), [earlier])
+    assert not features_cached(cfg.replace(strategy="full"), [earlier])
+    # another seed: its training rows are new, but the held-out rows (the same for every seed) are not
+    reseeded = run_estimate(cfg.replace(seed=7), TINY_INFO, stored_runs=[earlier])
+    assert cached_rows(cfg.replace(seed=7), [earlier]) == {"held_out"} and not reseeded.cached
+    assert warm.total_s < reseeded.total_s < cold.total_s
+
+
+def test_the_panel_reads_the_same_estimate_the_job_was_announced_with():
+    import time
+
+    from core.jobs import Job, time_left
+
+    now = time.time()
+    job = Job(id="job1", config=RunConfig(), owner="s", estimate_s=30.0, started_at=now - 10.0)
+    assert time_left(job) == pytest.approx(20.0, abs=0.5)
+    job.progress, job.progress_at = {"stage": "training", "eta_s": 12.0}, now - 2.0
+    assert time_left(job) == pytest.approx(10.0 + END_S, abs=0.5)
+    assert time_left(job, RunEstimate(30.0)) == pytest.approx(time_left(job), abs=0.5)
+    job.progress_at = now - 20.0                                    # its last estimate long past: overrun
+    assert time_left(job) is None
+
+
+def test_fast_steps_do_not_shrink_the_stages_still_to_come():
+    """Steps four times faster than planned shorten training, not the general benchmark after it."""
+    plan = {"loading": 0, "tokenizing": 0, "training": 10.0, "evaluating": 4.0, "general": 6.0}
+    clock = Clock(plan, steps_s=10.0)
+    clock.observe_training(1.25, 0.5)              # half the steps in 1.25 s: speed 0.25
+    assert clock.speed == pytest.approx(0.25)
+    assert clock.left("training", 1.25) == pytest.approx(2.5 - 1.25 + 4.0 + 6.0)
+    assert clock.left("general", 1.0) == pytest.approx(5.0)
+
+
+def test_a_total_that_includes_the_workers_start_counts_from_the_click():
+    import time
+
+    from core.jobs import Job, time_left
+
+    now = time.time()
+    job = Job(id="job2", config=RunConfig(), owner="s", estimate_s=40.0, submitted_at=now - 15.0,
+              started_at=now - 5.0)
+    cold = RunEstimate(40.0, from_submit=True)
+    assert cold.origin(job) == job.submitted_at and RunEstimate(40.0).origin(job) == job.started_at
+    assert time_left(job, cold) == pytest.approx(25.0, abs=0.5)        # the worker's start was in the 40 s
+    assert time_left(job) == pytest.approx(35.0, abs=0.5)

@@ -124,8 +124,10 @@ def session_owner() -> str:
 def submit(cfg: RunConfig, rescoring: bool = False) -> str:
     """Queue a run for this session (answered at once if the store has it); raises ConfigError
     at once for a bad value. `rescoring`: it evaluates kept weights only (its estimate is shorter)."""
-    job_id = job_manager().submit(cfg, owner=session_owner(), estimate_s=estimate_seconds(cfg, rescoring))
+    estimate = run_estimate(cfg, rescoring)
+    job_id = job_manager().submit(cfg, owner=session_owner(), estimate_s=estimate.total_s)
     st.session_state.setdefault("jobs", []).append(job_id)
+    st.session_state.setdefault("estimates", {})[job_id] = estimate    # the Run bar's, panel's and card's
     return job_id
 
 
@@ -276,16 +278,34 @@ def _rates(device: str = "cpu"):
     return rates_from(list(reversed(RunStore().list(all_versions=True))), device)   # timings stay valid
 
 
-def estimate_seconds(cfg: RunConfig, rescoring: bool = False) -> float | None:
-    """The whole run's wall time on this machine, before it starts (None: cannot say).
+def run_estimate(cfg: RunConfig, rescoring: bool = False):
+    """The run's one time estimate (core.estimate.RunEstimate), before it starts: what the Run bar
+    announces, what submit hands the job, what the panel counts down and the card compares with.
     `rescoring`: only an evaluation of kept fine-tuned weights (WiSE-FT at another mix)."""
-    from core.estimate import estimate_config
+    from core.estimate import RunEstimate, run_estimate as make
+    from core.store import stored_result
 
     try:
         info = task_info(cfg.task)
+        stored = stored_result(store(), cfg) is not None
     except Exception:     # noqa: BLE001 - an estimate never stops a run; the run says what is wrong
-        return None
-    return estimate_config(cfg, info, _rates(), rescoring)
+        return RunEstimate(None)
+    manager = job_manager()
+    warm = manager.is_warm() or manager.running_job() is not None    # busy: the next worker warms meanwhile
+    return make(cfg, info, _rates(), stored=stored, stored_runs=store().list(task=cfg.task), worker_warm=warm,
+                rescoring=rescoring)
+
+
+def estimate_seconds(cfg: RunConfig, rescoring: bool = False) -> float | None:
+    """The whole run's wall time on this machine, before it starts (None: cannot say)."""
+    return run_estimate(cfg, rescoring).total_s
+
+
+def job_estimate(job):
+    """The estimate a job was announced with (this session's, made at submit), else one from its total."""
+    from core.estimate import RunEstimate
+
+    return st.session_state.get("estimates", {}).get(job.id) or RunEstimate(job.estimate_s)
 
 
 # ---------------------------------------------------------------------------- the Lab's configuration
@@ -434,28 +454,52 @@ BASE_CSS = """
 </style>
 """
 
-# A projector at the back of a room: numbers, buttons and plots several times their desk size.
+# A projector at the back of a room, on one 1920x1080 screen: numbers, buttons and plots several times
+# their desk size, with the Run bar, the running panel and Stop, or a result's cards and the trade-off
+# plot, inside the first screen (tests/test_browser.py measures them). Spacing is what gives way: the
+# gaps between elements, the title, the metric cards (a compact row, still ~58 px numbers). The
+# sidebar is the speaker's, not the room's: wider (no select box cuts its text), in desk-size type.
+PRESENTER_SIDEBAR_PX = 440
 PRESENTER_CSS = """
 <style>
 [data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"] { display: none; }
 html, body, [data-testid="stAppViewContainer"] { font-size: 1.3rem; }
-[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.35rem; }
-[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1.15rem; }
-[data-testid="stMetricValue"], [data-testid="stMetricValue"] p { font-size: 4rem; line-height: 1.15; }
-[data-testid="stMetricLabel"] p { font-size: 1.45rem; white-space: normal; }
-[data-testid="stMetricLabel"] div { white-space: normal; }
-[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] p { font-size: 1.35rem; white-space: normal; }
-h1 { font-size: 3rem !important; }
-h2, h3 { font-size: 2.1rem !important; }
-.stButton button, .stButton button p { font-size: 1.9rem; min-height: 4rem; padding: 0.4rem 2rem; }
-[data-testid="stSidebar"] label p { font-size: 1.3rem; }
+[data-testid="stMainBlockContainer"] { padding-top: 1rem; padding-bottom: 2rem; }
+[data-testid="stMainBlockContainer"] [data-testid="stVerticalBlock"] { gap: 0.5rem; }
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p,
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] li { font-size: 1.35rem; }
+[data-testid="stMain"] [data-testid="stCaptionContainer"],
+[data-testid="stMain"] [data-testid="stCaptionContainer"] p { font-size: 1.1rem; }
+[data-testid="stMetricValue"], [data-testid="stMain"] [data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p {
+  font-size: 2.8rem; line-height: 1.1; }
+[data-testid="stMain"] [data-testid="stMetricLabel"] [data-testid="stMarkdownContainer"] p { font-size: 1.1rem; }
+[data-testid="stMetricLabel"] p, [data-testid="stMetricLabel"] div { white-space: normal; }
+[data-testid="stMetricDelta"], [data-testid="stMain"] [data-testid="stMetricDelta"] [data-testid="stMarkdownContainer"] p {
+  font-size: 1.0rem; white-space: normal; }
+[data-testid="stMain"] h1 { font-size: 2.2rem !important; padding: 0 0 0.2rem 0; }
+[data-testid="stMain"] h2, [data-testid="stMain"] h3 { font-size: 1.7rem !important; padding: 0.4rem 0 0.2rem 0; }
+[data-testid="stMain"] [data-testid="stHeading"] [data-testid="stMarkdownContainer"] { margin-bottom: 0; }
+[data-testid="stMain"] .stButton button, [data-testid="stMain"] .stButton button p {
+  font-size: 1.9rem; min-height: 4rem; padding: 0.4rem 1rem; }
+[data-testid="stMain"] [data-testid="stProgress"] p { font-size: 1.4rem; }
+section[data-testid="stSidebar"] { width: %(w)dpx !important; min-width: %(w)dpx !important; }
+section[data-testid="stSidebar"] [data-testid="stSidebarContent"] { font-size: 1rem; }
+[data-testid="stSidebar"] label p { font-size: 1.05rem; }
+[data-testid="stSidebar"] [data-testid="stMarkdownContainer"] p,
+[data-testid="stSidebar"] [data-testid="stCaptionContainer"] p { font-size: 0.9rem; }
+[data-testid="stSidebar"] [data-testid="stSelectbox"] input { font-size: 0.95rem; }
+[data-testid="stSidebar"] h2 { font-size: 1.4rem !important; padding: 0.2rem 0; }
+[data-testid="stSidebarHeader"] { height: 2.5rem; margin-bottom: 0; }
+[data-testid="stSidebar"] [data-testid="stVerticalBlock"] { gap: 0.6rem; }
+[data-testid="stSidebar"] [role="radiogroup"] label { margin-bottom: 0.1rem; }
 [data-testid="stSliderThumbValue"], [data-testid="stSliderTickBarMin"], [data-testid="stSliderTickBarMax"] {
-  font-size: 1.1rem; }
-[data-testid="stSlider"] { padding-top: 1.2rem; }
-[data-testid="stProgress"] p { font-size: 1.5rem; }
+  font-size: 0.95rem; }
 </style>
-"""
+""" % {"w": PRESENTER_SIDEBAR_PX}
+# Heights (px) of the Lab's plots in presenter mode, so that a run and its result fit one screen.
+PRESENTER_LIVE_PLOT_PX = 400
+PRESENTER_TRADEOFF_PX = 470         # under a result's cards
+PRESENTER_TRADEOFF_ALONE_PX = 720   # before any result: the plot is the screen
 
 
 def apply_style() -> None:
@@ -489,15 +533,15 @@ def painted(placeholder: str | None = None) -> bool:
     return False
 
 
-def chart(make, key: str, placeholder: str = "Drawing the plot…") -> None:
+def chart(make, key: str, placeholder: str = "Drawing the plot…", presenter_height: int | None = None) -> None:
     """`make(plots)` builds the figure from core.plots (imported here, off the first run's path:
-    plotly costs a few hundred ms to import); presenter mode enlarges it."""
+    plotly costs a few hundred ms to import); presenter mode enlarges it (to `presenter_height` px)."""
     if not painted(placeholder):
         return
     from core import plots
 
     fig = make(plots)
-    st.plotly_chart(plots.for_presenter(fig) if presenter() else fig, key=key)
+    st.plotly_chart(plots.for_presenter(fig, presenter_height) if presenter() else fig, key=key)
 
 
 def draw_waiting_charts() -> None:
@@ -512,6 +556,7 @@ def draw_waiting_charts() -> None:
         if st.session_state.get("charts_armed"):     # a run from the browser's timer: the page is shown
             st.session_state["charts_ready"] = True
             job_manager().postpone_warmup()          # plotly's script loads in the browser now: torch after it
+            param_counter().start_now()              # the counts (a child at nice 19) need not wait longer
             st.rerun()
         st.session_state["charts_armed"] = True      # the fragment's first run, inline in the script
 
