@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
 TINY = "task=r8&strategy=feature-extraction&size=16&epochs=1&max_length=32&eval_size=50&general_size=50"
+PAGE_TIMEOUT_MS = 180_000
 DOC_START, DOC_END = "<!-- workshop_load:start -->", "<!-- workshop_load:end -->"
 
 # What the page says about this browser's runs, read from its text (see pages/lab.py's job panel).
@@ -115,7 +116,9 @@ class Session:
     def __init__(self, index: int, browser, url: str, landed: Landed, log):
         self.i, self.browser, self.url, self.landed, self.log = index, browser, url, landed, log
         self.draws, self.full_draws, self.queued, self.refused, self.outcomes = [], [], {}, {}, {}
-        self.reload_found = []     # after a reload with runs pending: whether the page showed them
+        self.reload_found = []
+        self.failed_draws = []     # loads that did not draw within PAGE_TIMEOUT_MS
+        self.not_sent = {}         # runs never asked for: their page did not draw     # after a reload with runs pending: whether the page showed them
         self.page = None
 
     async def open(self, seed: int) -> dict:
@@ -124,15 +127,24 @@ class Session:
             self.context = await self.browser.new_context(viewport={"width": 1280, "height": 800})
             self.page = await self.context.new_page()
         t0 = time.perf_counter()
-        await self.page.goto(f"{self.url}/?{TINY}&seed={seed}")
-        await self.page.locator(".st-key-run button").wait_for(timeout=120_000)
-        self.draws.append(time.perf_counter() - t0)
-        await self.page.get_by_text("Trade-off on").first.wait_for(timeout=120_000)
-        self.full_draws.append(time.perf_counter() - t0)
-        return await self.page.evaluate(PAGE_STATE)
+        try:
+            await self.page.goto(f"{self.url}/?{TINY}&seed={seed}", wait_until="commit", timeout=PAGE_TIMEOUT_MS)
+            await self.page.locator(".st-key-run button").wait_for(timeout=PAGE_TIMEOUT_MS)
+            self.draws.append(time.perf_counter() - t0)
+            await self.page.get_by_text("Trade-off on").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+            self.full_draws.append(time.perf_counter() - t0)
+            return await self.page.evaluate(PAGE_STATE)
+        except Exception as err:     # noqa: BLE001 - a page that never drew is a figure, not the end of the load
+            self.failed_draws.append(f"{type(err).__name__} after {time.perf_counter() - t0:.0f} s")
+            self.log(f"session {self.i}: the page did not draw ({self.failed_draws[-1]})")
+            return None
 
     async def queue(self, seed: int) -> None:
-        before = (await self.open(seed))["live"]
+        state = await self.open(seed)
+        if state is None:
+            self.not_sent[seed] = "not queued: the page did not draw"
+            return
+        before = state["live"]
         clicked = time.time()
         await self.page.locator(".st-key-run button").click()
         deadline = time.time() + 60
@@ -160,6 +172,8 @@ class Session:
             if not self.pending():
                 break
             state = await self.open(self.pending()[0])
+            if state is None:
+                continue
             self.reload_found.append(state["live"] > 0)
             if state["live"] == 0:
                 await asyncio.sleep(3)            # landing now? the store is read again, then the page believed
@@ -189,6 +203,7 @@ async def drive(url: str, home: str, sessions: int, greedy_runs: int, deadline_s
 
     landed = Landed(home)
     started = time.time()
+    load = asyncio.create_task(sample_load())
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
@@ -196,7 +211,7 @@ async def drive(url: str, home: str, sessions: int, greedy_runs: int, deadline_s
         try:
             for k in range(greedy_runs):                      # 1. one browser queues many
                 await people[0].queue(seed_of(0, k))
-            await people[0].page.locator("[data-testid=stProgress]").wait_for(timeout=300_000)   # its first runs
+            await people[0].page.locator("[data-testid=stProgress]").wait_for(timeout=300_000)   # its first run
             log("session 0: its first run has started")
             await asyncio.gather(*(s.queue(seed_of(s.i, 0)) for s in people[1:]))   # 2. the room, at once
             until = started + deadline_s
@@ -205,7 +220,19 @@ async def drive(url: str, home: str, sessions: int, greedy_runs: int, deadline_s
             for s in people:
                 await s.close()
             await browser.close()
-    return summarize(people, landed, time.time() - started)
+            load.cancel()
+    report = summarize(people, landed, time.time() - started)
+    report["load_average_1min"] = {"mean": sum(LOAD) / len(LOAD), "max": max(LOAD)} if LOAD else None
+    return report
+
+
+LOAD = []      # the machine's 1-minute load average every 10 s while it ran: the others' work shows here
+
+
+async def sample_load():
+    while True:
+        LOAD.append(os.getloadavg()[0])
+        await asyncio.sleep(10)
 
 
 def summarize(people: list, landed: Landed, took: float) -> dict:
@@ -218,6 +245,8 @@ def summarize(people: list, landed: Landed, took: float) -> dict:
                          "outcome": "stored" if seed in stored else s.outcomes.get(seed, "unknown")})
         for seed, text in s.refused.items():
             runs.append({"session": s.i, "seed": seed, "outcome": "refused: " + text})
+        for seed, text in s.not_sent.items():
+            runs.append({"session": s.i, "seed": seed, "outcome": text})
     order = [session_of(seed) for seed, _ in sorted(stored.items(), key=lambda kv: kv[1])]
     draws = [d for s in people for d in s.draws]
     full = [d for s in people for d in s.full_draws]
@@ -227,6 +256,7 @@ def summarize(people: list, landed: Landed, took: float) -> dict:
     others_first = [order.index(i) + 1 for i in sorted(set(order) - {0})]
     return {
         "sessions": len(people), "took_s": round(took, 1),
+        "draws_failed": [f for s in people for f in s.failed_draws],
         "draw_s": {"n": len(draws), "p50": percentile(draws, 0.5), "p95": percentile(draws, 0.95),
                    "max": max(draws) if draws else None},
         "full_page_s": {"n": len(full), "p50": percentile(full, 0.5), "p95": percentile(full, 0.95)},
@@ -301,11 +331,11 @@ one `streamlit run app.py` with FTLAB_MAX_QUEUED={s['max_queued']}, {report['ses
 contexts in one Debian chromium, each with its own cookies, so its own owner of runs). Session G queued
 {s['greedy_runs']} runs first, then the other {report['sessions'] - 1} queued one each at once; every session then reloaded
 its Lab every {s['reload_every_s']:g} s until its runs had landed. Runs: `{s['run']}`, a seed each.
-It took {report['took_s'] / 60:.1f} min.
+It took {report['took_s'] / 60:.1f} min{load_words(report)}.
 
 | measure | value |
 |---|---|
-| page draw, link opened -> Run button on screen (all {d['n']} loads) | p50 {d['p50']:.2f} s, p95 **{d['p95']:.2f} s**, max {d['max']:.2f} s |
+| page draw, link opened -> Run button on screen (all {d['n']} loads; {len(report['draws_failed'])} more not drawn in {PAGE_TIMEOUT_MS // 1000} s) | p50 {d['p50']:.2f} s, p95 **{d['p95']:.2f} s**, max {d['max']:.2f} s |
 | whole page drawn (-> the trade-off heading) | p50 {f['p50']:.2f} s, p95 {f['p95']:.2f} s |
 | worst session's own p95 (Run button) | {report['per_session_draw_p95_s']['worst']:.2f} s |
 | runs queued / refused by the cap / stored | {report['queued']} / {report['refused']} / {report['stored']} |
@@ -317,6 +347,14 @@ G's runs started at ranks {report['greedy_ranks']}, every other session's first 
 {report['others_first_ranks']}, so no one waited for all of G's runs. The message a refused click showed:
 "{report['refusal_example'] or '(none refused)'}". Every run's outcome is in `docs/perf/workshop_load.json`.
 {DOC_END}"""
+
+
+def load_words(report: dict) -> str:
+    load = report.get("load_average_1min")
+    if not load:
+        return ""
+    return (f"; the machine's 1-minute load average was {load['mean']:.1f} on average and {load['max']:.1f} at most "
+            f"({os.cpu_count()} cores; the browsers, the server, the worker and other work share them)")
 
 
 def write_figures(report: dict, json_path: Path, doc_path: Path) -> None:
