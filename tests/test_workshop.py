@@ -125,10 +125,6 @@ def test_a_run_is_found_again_by_the_browsers_next_session_and_lands():
 
 # ---------------------------------------------------------------------------- in a real browser
 
-browser_marks = [pytest.mark.slow, pytest.mark.browser,
-                 pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian chromium at /usr/bin/chromium")]
-
-
 @pytest.fixture(scope="module")
 def server():
     pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
@@ -175,13 +171,11 @@ def test_a_reload_mid_run_finds_the_run_and_it_lands(server):
 
 
 @pytest.mark.slow
-@pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian chromium at /usr/bin/chromium")
 def test_a_small_workshop_every_run_stored_or_refused_and_turns_taken():
-    """Three browsers, one queuing three runs first, under a cap of three waiting runs: every run is
-    stored or refused with the queue-full message, and no browser runs twice in a row while another
-    waits. (No timing assertions: the figures are what the full run writes to docs/PERFORMANCE.md.)"""
-    pytest.importorskip("playwright.async_api", reason="the playwright python package is not installed")
+    """Three browsers (Streamlit's websocket protocol, a cookie each), one queuing three runs first,
+    under a cap of three waiting runs: every run is stored or refused with the queue-full message, no
+    browser runs twice in a row while another waits, and every reload while a run was pending showed
+    it. (No timing assertions: the figures are what the full run writes to docs/PERFORMANCE.md.)"""
     from workshop_load import run_load
 
     report = run_load(sessions=3, greedy_runs=3, max_queued=3, deadline_s=600, reload_every_s=8)
