@@ -20,6 +20,7 @@ from conftest import TINY
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"          # git ignores it
 TINY_QUERY = {"size": "16", "strategy": "feature-extraction", "epochs": "1", "max_length": "32",
               "eval_size": "50", "general_size": "50"}
 
@@ -163,7 +164,10 @@ def test_a_reload_mid_run_finds_the_run_and_it_lands(server):
             page.wait_for_function(                         # still running, or already finished
                 "document.querySelector('[data-testid=stProgress]') || document.body.innerText.includes('Result:')",
                 timeout=60_000)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "reload_mid_run.png"))     # looked at by a person, not asserted
             page.get_by_text("Result: full, n=64, seed 813").wait_for(timeout=300_000)   # and it lands
+            page.screenshot(path=str(ARTIFACTS / "reload_mid_run_landed.png"))
             assert not page.get_by_text("Stopped").count()
         finally:
             browser.close()
