@@ -344,7 +344,7 @@ def show_job_outcome(job) -> None:
     the job manager keeps it, so the browser's next page (a reload) says it again."""
     if job.state == STOPPED:
         why = job.error or "stopped"
-        st.warning(f"**{why[:1].upper() + why[1:]}.** The run ended before it finished, so nothing was stored.",
+        st.warning(f"{why[:1].upper() + why[1:]}. The run ended before it finished, so nothing was stored.",
                    icon=ICON_STOPPED)
     elif job.state == FAILED:
         title = FAILURE_TITLES.get(job.error_kind, "The run failed")

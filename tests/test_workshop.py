@@ -74,7 +74,7 @@ def test_the_next_page_of_a_browser_says_why_its_run_was_stopped():
     at = browser_session(owner, TINY_QUERY)
     assert not at.exception
     assert job in at.session_state["jobs"]
-    assert any(w.value.startswith("**Stopped by the user") for w in at.warning), [w.value for w in at.warning]
+    assert any(w.value.startswith("Stopped by the user (before it started).") for w in at.warning), [w.value for w in at.warning]
     other = browser_session(uuid.uuid4().hex, TINY_QUERY)                # another browser sees nothing of it
     assert job not in other.session_state["jobs"] and not other.warning
 
