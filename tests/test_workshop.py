@@ -137,6 +137,9 @@ def server():
     proc, url = start_server(home, free_port(), max_queued=30)
     yield url, home
     stop_server(proc)
+    import shutil
+
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.mark.slow

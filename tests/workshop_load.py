@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -378,7 +379,8 @@ def add_landing_times(report: dict, home: str) -> None:
 
 
 def run_load(sessions: int = 20, greedy_runs: int = 8, max_queued: int = 16, deadline_s: float = 900,
-             reload_every_s: float = 15.0, port: int | None = None, log=print) -> dict:
+             reload_every_s: float = 15.0, port: int | None = None, log=print, keep_home: bool = False) -> dict:
+    """The whole load on a server of its own; its lab folder is removed after unless `keep_home`."""
     home = tempfile.mkdtemp(prefix="ftlab-load-")
     proc, url = start_server(home, port or free_port(), max_queued)
     try:
@@ -388,7 +390,10 @@ def run_load(sessions: int = 20, greedy_runs: int = 8, max_queued: int = 16, dea
     add_landing_times(report, home)
     report["fairness_breaches"] = fair(report)
     report["settings"] = {"sessions": sessions, "greedy_runs": greedy_runs, "max_queued": max_queued,
-                          "deadline_s": deadline_s, "reload_every_s": reload_every_s, "run": TINY, "home": home}
+                          "deadline_s": deadline_s, "reload_every_s": reload_every_s, "run": TINY,
+                          "home": home if keep_home else None}
+    if not keep_home:
+        shutil.rmtree(home, ignore_errors=True)
     return report
 
 
@@ -468,10 +473,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=str(ROOT / "docs" / "perf" / "workshop_load.json"))
     ap.add_argument("--doc", default=str(ROOT / "docs" / "PERFORMANCE.md"))
     ap.add_argument("--no-write", action="store_true", help="print the figures only")
+    ap.add_argument("--keep-home", action="store_true", help="keep the server's lab folder (its store, its logs)")
     a = ap.parse_args(argv)
     t0 = time.time()
     report = run_load(a.sessions, a.greedy_runs, a.max_queued, a.deadline_s, a.reload_every_s, a.port,
-                      log=lambda m: print(f"{time.time() - t0:6.1f} s  {m}", flush=True))
+                      log=lambda m: print(f"{time.time() - t0:6.1f} s  {m}", flush=True), keep_home=a.keep_home)
     report["measured_at"] = time.time()
     summary = {k: v for k, v in report.items() if k != "runs"}
     print(json.dumps(summary, indent=1))
