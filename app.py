@@ -6,7 +6,7 @@ from pages import ui
 st.set_page_config(page_title="Fine-tuning lab", page_icon=":material/science:", layout="wide")
 ui.init_session()          # the link's configuration, on this session's first run
 ui.job_manager()           # start the shared worker now, so it is warm before the first Run
-ui.session_owner()         # registers this session, so its jobs are released when it ends
+ui.session_owner()         # this browser's id (a cookie): its runs outlive a reload or a closed tab
 
 with st.sidebar:    # bound like the Lab's widgets: a toggle set only from session state resets on a rerun
     st.session_state["presenter"] = ui.presenter()
@@ -15,3 +15,4 @@ with st.sidebar:    # bound like the Lab's widgets: a toggle set only from sessi
 ui.apply_style()
 
 ui.run_page(ui.navigation())    # Lab, Compare, Learn (pages/ui is a package: never offered as a page)
+ui.remember_browser()      # last: the script that keeps the id in a cookie moves nothing on the page

@@ -23,5 +23,5 @@ class RunStopped(Exception):
 
 
 class QueueFull(ConfigError):
-    """Refused at submission, like a bad value: this session already has as many runs waiting as
-    one session may queue."""
+    """Refused at submission, like a bad value, with nothing queued: the browser already has as many
+    runs waiting as one may queue, or the server's whole queue is at its cap (core.jobs.MAX_QUEUED)."""

@@ -1,4 +1,5 @@
-"""A small job manager: training runs off the caller's thread, one at a time, in a worker process.
+"""A small job manager: training runs off the caller's thread, one at a time, in a worker process,
+from one server-wide queue that is fair across owners (a browser, a CLI user).
 
 Why a process: a Streamlit rerun or page switch never touches it, a Stop that the loop misses
 can still kill it, an out-of-memory crash takes down the worker and not the app, and when the
@@ -11,12 +12,19 @@ while the app is idle and waits with the model loaded, so a run shows progress a
     job = manager.submit(RunConfig(strategy="lora", size=256), owner="session-1")
     manager.get(job).state / .progress / .result / .error / .position
     manager.stop(job)
+
+Owners: a job belongs to whoever submitted it (the app passes a browser's id, kept in a cookie), not
+to a page or a session: a reload or a closed tab ends nothing, and the next page finds the owner's
+jobs with `jobs_of(owner)`. The queue serves owners in turn (see `_fair_order`) and holds at most
+`max_queued` waiting runs in all; every job ends done, failed or stopped with a reason in `error`.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
 import multiprocessing as mp
+import os
+import signal
 import sys
 import threading
 import types
@@ -33,7 +41,11 @@ from .errors import QueueFull
 QUEUED, STARTING, RUNNING, DONE, FAILED, STOPPED = "queued", "starting", "running", "done", "failed", "stopped"
 FINISHED = (DONE, FAILED, STOPPED)
 KILL_AFTER_S = 1.0      # a stopped worker that has not ended by then is terminated: Stop ends a run in ~1 s
-MAX_QUEUED_PER_OWNER = 8  # one session cannot hold the only worker with an endless queue (a lesson queues 4)
+MAX_QUEUED_PER_OWNER = 8  # one browser cannot hold the only worker with an endless queue (a lesson queues 4)
+# The whole queue: a room of twenty sharing one worker. Tiny workshop runs take 10-60 s here, so 30
+# waiting runs are already a wait of 5-30 min for the last one; past that a clear "try later" beats
+# a place nobody will wait for. FTLAB_MAX_QUEUED overrides it for a server (the load script uses it).
+MAX_QUEUED = 30
 MAX_WARM_POSTPONE_S = 10.0   # pages being drawn delay a warm worker's start by at most this much
 BACKOFF_S = (1, 2, 4, 8, 16, 30, 60)   # a worker that cannot start is retried after these waits, then every 60 s
 LOG_NAME = "worker.log"   # beside the run store: every failed run's traceback and each worker's stderr
@@ -111,10 +123,21 @@ class Job:
     estimate_s: float | None = None   # the whole run's expected wall time, when submitted
     progress_at: float | None = None  # when the last progress came: time left counts down from there
     note: str | None = None      # something the user should know about how it ended
+    signal: str | None = None    # the signal that ended its worker ("SIGKILL"), when one did
+    stop_reason: str | None = None   # why a Stop was asked for while it ran (its page says so)
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+
+def _seq(job_id: str) -> int:
+    """The order jobs were submitted in (ids are job1, job2, ...; submission times can tie)."""
+    return int(job_id[3:])
+
+
+def _minutes(seconds: float) -> str:
+    return f"{max(1, round(seconds / 60))} min"
 
 
 def _log_path(store_path) -> Path:
@@ -135,6 +158,82 @@ def _send_stderr_to(path: Path) -> None:
         sys.stderr = open(2, "w", buffering=1, closefd=False)
     except OSError:
         pass                                # no log then; the run itself is not affected
+
+
+def oom_kills() -> dict:
+    """The kernel's counts of processes it killed for lack of memory: machine-wide (/proc/vmstat,
+    which also counts kills inside a container's memory limit) and this process's memory cgroup
+    (v2 memory.events, v1 memory.oom_control). A count that went up while a worker ran, and the
+    worker died of SIGKILL, is the evidence that memory ended it; nothing else is (a kill -9, a
+    supervisor or a user sends the same signal, and an RSS "near the limit" is a guess)."""
+    counts = {}
+
+    def read(name, path, key):
+        try:
+            for line in Path(path).read_text().splitlines():
+                k, _, v = line.partition(" ")
+                if k == key:
+                    counts[name] = int(v)
+        except (OSError, ValueError):
+            pass                            # not Linux, or not readable here: no evidence either way
+
+    read("machine", "/proc/vmstat", "oom_kill")
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":                        # cgroup v2
+                read("cgroup", f"/sys/fs/cgroup{path.rstrip('/')}/memory.events", "oom_kill")
+            elif "memory" in controllers.split(","):     # cgroup v1
+                read("cgroup", f"/sys/fs/cgroup/memory{path.rstrip('/')}/memory.oom_control", "oom_kill")
+    except (OSError, ValueError):
+        pass
+    return counts
+
+
+SIGNAL_WORDS = {
+    "SIGKILL": "was killed by SIGKILL (sent by another process or a person, e.g. kill -9)",
+    "SIGTERM": "was terminated by SIGTERM (asked to end by another process, e.g. a shutdown)",
+    "SIGINT": "was interrupted by SIGINT (Ctrl-C)",
+    "SIGSEGV": "crashed with SIGSEGV (a segmentation fault in native code: torch or a library it uses)",
+    "SIGBUS": "crashed with SIGBUS (a bad memory access in native code)",
+    "SIGABRT": "aborted with SIGABRT (a native library gave up)",
+    "SIGFPE": "crashed with SIGFPE (an arithmetic fault in native code)",
+    "SIGILL": "crashed with SIGILL (an instruction this CPU does not have)",
+}
+
+
+def signal_name(code: int | None) -> str | None:
+    """SIGKILL for a process's exit code -9 (multiprocessing's way to say a signal ended it)."""
+    if code is None or code >= 0:
+        return None
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def death_cause(code: int | None, oom_before: dict, oom_after: dict) -> dict:
+    """Why a worker ended without a word: {"kind", "message", "signal"}. Out of memory only on
+    evidence: a SIGKILL while the kernel's out-of-memory kill count went up."""
+    sig = signal_name(code)
+    went_up = {k: (oom_before[k], v) for k, v in oom_after.items() if k in oom_before and v > oom_before[k]}
+    if sig == "SIGKILL" and went_up:
+        where, (a, b) = next(iter(went_up.items()))
+        where = {"machine": "the machine's", "cgroup": "its memory cgroup's"}.get(where, where)
+        return {"kind": "OutOfMemoryError", "signal": sig,
+                "message": f"out of memory: the kernel killed the training process (SIGKILL, exit code {code}) "
+                           f"for lack of memory ({where} out-of-memory kill count went from {a} to {b} "
+                           "during the run); lower the batch size or the max length and run again"}
+    if sig is not None:
+        words = SIGNAL_WORDS.get(sig, f"was ended by {sig}")
+        memory = ""
+        if sig == "SIGKILL":
+            memory = ("; not for lack of memory: the kernel's out-of-memory kill count did not change"
+                      if oom_before else "; whether memory ran short cannot be told on this system")
+        return {"kind": "WorkerKilled", "signal": sig,
+                "message": f"the training process {words}, exit code {code}{memory}"}
+    return {"kind": "WorkerDied", "signal": None,
+            "message": f"the training process ended unexpectedly with exit code {code}"}
 
 
 def _worker_main(conn, stop_event, store_path, model_name):
@@ -228,16 +327,16 @@ class _Worker:
 
 
 class JobManager:
-    """FIFO queue of training jobs served by one worker process at a time."""
+    """A server-wide queue of training jobs, fair across owners, served by one worker process at a time."""
 
     def __init__(self, store_path=None, model_name: str = "minilm", warm: bool = True, warm_after_s: float = 0.0,
-                 worker_target=_worker_main):
+                 worker_target=_worker_main, max_queued: int | None = None):
         """`warm_after_s`: wait this long before starting a warm worker (unless a job comes), so that
         a page renders before torch is imported beside it; `postpone_warmup` moves that time on for
         every page that opens (importing torch and the model takes about 5 s of a core, and on two
         cores it held a second tab's first page back by up to 2 s: docs/PERFORMANCE.md). A submitted
         job never waits for it. `worker_target`: the worker process's function (tests give one that
-        fails on purpose)."""
+        fails on purpose). `max_queued`: waiting runs in all (default $FTLAB_MAX_QUEUED or MAX_QUEUED)."""
         self.store_path = str(store_path) if store_path is not None else None
         self.log_path = _log_path(self.store_path)
         self.worker_target = worker_target
@@ -251,7 +350,9 @@ class JobManager:
         self.ctx = mp.get_context("spawn")   # fork would copy the parent's torch threads and locks
         self.lock = threading.Condition()
         self.jobs: dict[str, Job] = {}
-        self.queue: deque[str] = deque()
+        self.queue: deque[str] = deque()     # waiting job ids in the order they will run (_fair_order)
+        self.served_at: dict[str, float] = {}  # owner -> when the worker last took one of its jobs
+        self.max_queued = max_queued if max_queued is not None else int(os.environ.get("FTLAB_MAX_QUEUED", MAX_QUEUED))
         self.current: str | None = None
         self.worker: _Worker | None = None
         self.ids = itertools.count(1)
@@ -268,8 +369,9 @@ class JobManager:
 
     def submit_all(self, configs: list, owner: str = "", estimates: list | None = None) -> list[str]:
         """Queue several runs, all or none: a bad value fails here, in the caller, and so does a set
-        that would take `owner` past MAX_QUEUED_PER_OWNER waiting runs (QueueFull, nothing queued).
-        The ones the store already has are done at once, without the worker, and count for nothing."""
+        that would take `owner` past MAX_QUEUED_PER_OWNER waiting runs, or the whole queue past
+        `max_queued` (QueueFull, nothing queued). The ones the store already has are done at once,
+        without the worker, and count for nothing."""
         estimates = list(estimates) if estimates is not None else [None] * len(configs)
         for config in configs:
             config.resolved()
@@ -277,8 +379,17 @@ class JobManager:
         with self.lock:
             waiting = sum(1 for j in self.queue if self.jobs[j].owner == owner)
             new = sum(1 for found in stored if found is None)
+            if new and len(self.queue) + new > self.max_queued:
+                owners = len({self.jobs[j].owner for j in self.queue})
+                drain = self._queue_time()
+                raise QueueFull(f"the server's queue is full: {len(self.queue)} runs from {owners} "
+                                f"browser{'s' if owners != 1 else ''} are waiting for the one training process, and it "
+                                f"holds at most {self.max_queued}"
+                                + (f" (about {_minutes(drain)} of work)" if drain is not None else "")
+                                + ". Nothing was queued: try again when some have run"
+                                + (f" ({new} runs need {new} free places)" if new > 1 else "") + ".")
             if owner and new and waiting + new > MAX_QUEUED_PER_OWNER:
-                raise QueueFull(f"this session has {waiting} runs waiting and asks for {new} more; one session may "
+                raise QueueFull(f"this browser has {waiting} runs waiting and asks for {new} more; one browser may "
                                 f"queue at most {MAX_QUEUED_PER_OWNER}: wait for them, stop some, or queue fewer")
             ids = []
             for config, found, estimate in zip(configs, stored, estimates):
@@ -326,6 +437,16 @@ class JobManager:
             total += left
         return total
 
+    def _queue_time(self) -> float | None:
+        """(Under the lock.) Seconds of work waiting in the queue, from the estimates (None: unknown)."""
+        estimates = [self.jobs[j].estimate_s for j in self.queue]
+        return None if any(e is None for e in estimates) else float(sum(estimates))
+
+    def jobs_of(self, owner: str) -> list[Job]:
+        """Every job `owner` submitted to this server, oldest first: a reloaded page finds its runs here."""
+        with self.lock:
+            return [j for j in self.jobs.values() if j.owner == owner]
+
     def running_job(self) -> Job | None:
         """The job the worker has taken (starting or running), if any."""
         with self.lock:
@@ -335,26 +456,29 @@ class JobManager:
         with self.lock:
             return self.jobs.get(job_id)
 
-    def stop(self, job_id: str) -> None:
+    def stop(self, job_id: str, reason: str = "stopped by the user") -> None:
+        """Stop a job (`reason` is what its page will say); a queued one is dropped before it starts."""
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None or job.finished:
                 return
             if job.id in self.queue:          # never started: just drop it
                 self.queue.remove(job.id)
-                self._finish(job, STOPPED)
+                self._finish(job, STOPPED, reason + " (before it started)", "RunStopped")
                 self._renumber()
             elif job.id == self.current and self.worker is not None:
                 self.worker.stop_event.set()
+                job.stop_reason = reason
                 job.progress = {**job.progress, "message": "stopping"}
             self.lock.notify_all()
 
-    def release(self, owner: str) -> None:
-        """A session went away: stop what it started and drop what it queued."""
+    def release(self, owner: str, reason: str = "stopped: its owner went away") -> None:
+        """Stop what `owner` started and drop what it queued (the app no longer calls this when a tab
+        closes: a run outlives its tab)."""
         with self.lock:
             ids = [j.id for j in self.jobs.values() if j.owner == owner and not j.finished]
         for job_id in ids:
-            self.stop(job_id)
+            self.stop(job_id, reason)
 
     def is_warm(self) -> bool:
         """True when a worker has loaded the model and waits: a job submitted now starts at once.
@@ -386,10 +510,12 @@ class JobManager:
         with self.lock:
             self.closed = True
             for job_id in list(self.queue):
-                self._finish(self.jobs[job_id], STOPPED)
+                self._finish(self.jobs[job_id], STOPPED, "stopped: the server shut down before it started", "RunStopped")
             self.queue.clear()
             if self.worker is not None:
                 self.worker.stop_event.set()
+                if self.current:
+                    self.jobs[self.current].stop_reason = "stopped: the server shut down"
             self.lock.notify_all()
         self.thread.join(KILL_AFTER_S + 3)
         if self.worker is not None:
@@ -397,7 +523,23 @@ class JobManager:
 
     # ------------------------------------------------------------------ internals
 
+    def _fair_order(self) -> list[str]:
+        """(Under the lock.) The waiting jobs in the order they will run: owners take turns, one job
+        each per round, so one browser's eight runs do not hold back another's one. The owner served
+        longest ago goes first in a round (one never served before all), ties by who has waited
+        longest; each owner's own jobs keep the order they were queued in."""
+        mine: dict[str, list[str]] = {}
+        for job_id in sorted(self.queue, key=_seq):
+            mine.setdefault(self.jobs[job_id].owner, []).append(job_id)
+        owners = sorted(mine, key=lambda o: (self.served_at.get(o, 0.0), _seq(mine[o][0])))
+        order = []
+        for turn in range(max((len(v) for v in mine.values()), default=0)):
+            order += [mine[o][turn] for o in owners if turn < len(mine[o])]
+        return order
+
     def _renumber(self):
+        """(Under the lock.) Put the queue in its fair order and give every waiting job its place."""
+        self.queue = deque(self._fair_order())
         for pos, job_id in enumerate(self.queue, start=1):
             self.jobs[job_id].position = pos
 
@@ -441,6 +583,7 @@ class JobManager:
                     continue
                 job = self.jobs[self.queue.popleft()]
                 self.current = job.id
+                self.served_at[job.owner] = time.time()      # its next job waits for the others' turn
                 job.state, job.started_at, job.position = STARTING, time.time(), 0
                 job.progress = {"stage": "loading", "fraction": 0.0, "message": "starting", "elapsed_s": 0.0}
                 self._renumber()
@@ -476,7 +619,9 @@ class JobManager:
             self.start_failures += 1
             self.next_start_at = time.time() + wait
             first = self.start_problem is None
-            self.start_problem = (f"the training process could not start (exit code {code}); trying again in "
+            sig = signal_name(code)
+            self.start_problem = (f"the training process could not start (exit code {code}"
+                                  + (f", {sig}" if sig else "") + f"); trying again in "
                                   f"{wait} s. Details: {self.log_path}")
             if first:
                 self._log(f"worker could not start, exit code {code}")
@@ -497,12 +642,20 @@ class JobManager:
 
     def _run(self, worker: _Worker, job: Job):
         conn = worker.parent_conn
+        oom_before = oom_kills()              # the kernel's count now: the evidence if the worker dies
         try:
             conn.send({"config": job.config.to_dict()})
         except (BrokenPipeError, OSError):
             pass
         stop_seen_at = None
         outcome = None
+
+        def died() -> dict:
+            worker.process.join(1)
+            if worker.stop_event.is_set():
+                return {"type": "stopped"}
+            return {"type": "error", **death_cause(worker.process.exitcode, oom_before, oom_kills())}
+
         while outcome is None:
             if worker.stop_event.is_set():
                 stop_seen_at = stop_seen_at or time.time()
@@ -516,22 +669,11 @@ class JobManager:
             except (EOFError, OSError):
                 msg = None
                 if not worker.process.is_alive():
-                    worker.process.join(1)
-                    code = worker.process.exitcode
-                    if worker.stop_event.is_set():
-                        outcome = {"type": "stopped"}
-                    else:
-                        why = " (killed: out of memory?)" if code in (-9, 137) else ""
-                        outcome = {"type": "error", "kind": "WorkerDied",
-                                   "message": f"the training process ended unexpectedly, exit code {code}{why}"}
+                    outcome = died()
                     break
             if msg is None:
                 if not worker.process.is_alive() and not conn.poll(0):
-                    code = worker.process.exitcode
-                    outcome = ({"type": "stopped"} if worker.stop_event.is_set() else
-                               {"type": "error", "kind": "WorkerDied",
-                                "message": f"the training process ended unexpectedly, exit code {code}"
-                                           + (" (killed: out of memory?)" if code in (-9, 137) else "")})
+                    outcome = died()
                 continue
             if msg["type"] == "progress":
                 with self.lock:
@@ -560,8 +702,9 @@ class JobManager:
                                "(the process then failed; its result is whole)."))
                 self._finish(job, DONE)
             elif outcome["type"] == "stopped":
-                self._finish(job, STOPPED, "stopped by the user", "RunStopped")
+                self._finish(job, STOPPED, job.stop_reason or "stopped by the user", "RunStopped")
             else:
+                job.signal = outcome.get("signal")
                 self._finish(job, FAILED, f"{outcome.get('message')} (details: {self.log_path})", outcome.get("kind"))
         worker.process.join(5)
         if worker.process.is_alive():

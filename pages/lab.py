@@ -223,8 +223,11 @@ def job_panel():
             other = manager.running_job()
             doing = "is starting" if other is not None and other.state == "starting" else "is training"
             who = ("the worker is getting ready" if other is None else
-                   f"your earlier run {doing}" if other.owner == ui.session_owner() else f"another session's run {doing}")
-            st.info(f"**Queued, position {job.position}**: {who}; this one starts after it, in about "
+                   f"your earlier run {doing}" if other.owner == ui.session_owner() else f"another browser's run {doing}")
+            ahead = job.position - 1
+            turn = (f" and {ahead} more run{'s' if ahead != 1 else ''} ahead of it (the queue takes every browser's "
+                    "runs in turn)" if ahead else "")
+            st.info(f"**Queued, position {job.position}**: {who}{turn}; this one starts in about "
                     f"{ui.duration(wait)}, and then takes about {ui.duration(job.estimate_s)}.\n\n{describe(job)}",
                     icon=":material/hourglass_top:")
             if manager.start_problem:
@@ -264,7 +267,7 @@ def job_panel():
                 for col, fig, key in zip(st.columns(len(figs)), figs, ("live_curves", "live_tradeoff")):
                     col.plotly_chart(fig, key=key)
         if len(live) > 1:
-            st.caption(f"{len(live) - 1} more run(s) from this session queued after it.")
+            st.caption(f"{len(live) - 1} more run(s) from this browser queued after it.")
         if (stop_at or st.container()).button("Stop", key=f"stop_{job.id}", icon=":material/stop:",
                                                width="stretch" if stop_at else "content"):
             manager.stop(job.id)
@@ -272,7 +275,6 @@ def job_panel():
 
 
 st.fragment(run_every=0.5 if active else None)(job_panel)()
-ui.leave_guard(bool(active))
 
 def own_data() -> None:
     """Upload a table, pick its columns, see what it holds; 'Use this data' makes it a task (its link

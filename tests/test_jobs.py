@@ -232,8 +232,8 @@ def test_a_worker_killed_mid_run_is_a_clear_failure_and_the_store_opens(manager,
     assert wait_for(lambda: manager.get(job).state == RUNNING and manager.get(job).progress.get("stage") == "training")
     os.kill(manager.worker.process.pid, signal.SIGKILL)
     done = manager.wait(job, timeout=60)
-    assert done.state == "failed" and "ended unexpectedly" in done.error and "-9" in done.error
-    assert "killed: out of memory?" in done.error
+    assert done.state == "failed" and done.signal == "SIGKILL" and "-9" in done.error
+    assert "killed by SIGKILL" in done.error and "out of memory" not in done.error.lower()   # kill -9 is no OOM
     store = RunStore(tmp_path / "jobs.sqlite")
     assert store.list(all_versions=True) == [] and store.get("anything") is None    # intact, and it opens
     again = manager.submit(quick(76))                                                # the next run still works
@@ -295,3 +295,191 @@ print(pc.get(lora, 8), "torch" in sys.modules)
     trainable, total, torch_here = out.stdout.split()
     assert trainable.strip("(,") == "76808" and total.strip(")") == "22716296" and torch_here == "False"
     assert (tmp_path / "counts.json").exists()
+
+
+# ---------------------------------------------------------------------------- a room on one server
+# Stand-in workers (no torch): each takes one job and ends it in a fraction of a second, so the
+# order the queue serves owners in, its cap and the words for a worker's death are fast to test.
+
+
+def _ends_each_job(conn, stop_event, store_path, model_name):
+    """Takes the job, then reports a run error: enough to free the worker for the next one."""
+    conn.send({"type": "ready"})
+    conn.recv()
+    time.sleep(0.05)
+    conn.send({"type": "error", "kind": "RunError", "message": "stand-in worker: nothing trained"})
+
+
+def _holds_until_stopped(conn, stop_event, store_path, model_name):
+    conn.send({"type": "ready"})
+    conn.recv()
+    conn.send({"type": "progress", "progress": {"stage": "training", "fraction": 0.1}})
+    stop_event.wait(120)
+    conn.send({"type": "stopped"})
+
+
+def _killed_by(sig):
+    import os
+
+    def target(conn, stop_event, store_path, model_name):
+        conn.send({"type": "ready"})
+        conn.recv()
+        conn.send({"type": "progress", "progress": {"stage": "training", "fraction": 0.1}})
+        os.kill(os.getpid(), sig)
+        time.sleep(30)
+    return target
+
+
+def _sigkill_self(conn, stop_event, store_path, model_name):
+    import signal
+    _killed_by(signal.SIGKILL)(conn, stop_event, store_path, model_name)
+
+
+def _sigsegv_self(conn, stop_event, store_path, model_name):
+    import signal
+    _killed_by(signal.SIGSEGV)(conn, stop_event, store_path, model_name)
+
+
+def test_owners_take_turns_and_positions_and_waits_follow_the_real_order(tmp_path):
+    """One browser queues eight runs, two others one or two each: the others do not wait for all
+    eight; nobody runs twice in a row while another owner waits; each job's position when queued
+    is its place in the order the worker then took them; the wait estimate grows along that order."""
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=_ends_each_job)
+    try:
+        with m.lock:                       # all queued before the worker takes the first: one snapshot
+            greedy = m.submit_all([quick(300 + i) for i in range(8)], owner="greedy", estimates=[10.0] * 8)
+            b1 = m.submit(quick(310), owner="b", estimate_s=10.0)
+            c1 = m.submit(quick(311), owner="c", estimate_s=10.0)
+            b2 = m.submit(quick(312), owner="b", estimate_s=10.0)
+            positions = {j: m.jobs[j].position for j in m.queue}
+        order = sorted(positions, key=positions.get)
+        assert order[:5] == [greedy[0], b1, c1, greedy[1], b2]          # one each per round
+        assert order[5:] == greedy[2:]
+        waits = [m.wait_estimate(j) for j in order]
+        assert all(w is not None for w in waits) and waits == sorted(waits) and waits[-1] > waits[1]
+        ids = greedy + [b1, c1, b2]
+        for j in ids:
+            assert m.wait(j, timeout=WAIT_S).finished, m.get(j)
+        jobs = [m.get(j) for j in ids]
+        ran = sorted(jobs, key=lambda j: j.started_at)
+        assert [j.id for j in ran] == order                             # positions were the real order
+        for before, job in zip(ran, ran[1:]):
+            if job.owner == before.owner:                               # twice in a row only when alone
+                assert not [o for o in jobs if o.owner != job.owner and o.submitted_at < job.started_at < o.started_at]
+        assert all(j.state == "failed" and "stand-in" in j.error for j in jobs)   # every one ended with a reason
+    finally:
+        m.shutdown()
+
+
+def test_a_new_owner_goes_before_the_second_run_of_one_already_served(tmp_path):
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=_holds_until_stopped)
+    try:
+        first = m.submit(quick(320), owner="a")
+        assert wait_for(lambda: m.get(first).state == RUNNING)
+        later = [m.submit(quick(321 + i), owner="a") for i in range(3)]
+        newcomer = m.submit(quick(330), owner="z")
+        assert m.get(newcomer).position == 1 and [m.get(j).position for j in later] == [2, 3, 4]
+        m.stop(first)
+        assert m.wait(first, timeout=30).state == STOPPED
+        assert wait_for(lambda: m.get(newcomer).state == RUNNING)      # the newcomer ran next
+        for j in later + [newcomer]:
+            m.stop(j)
+    finally:
+        m.shutdown()
+
+
+def test_the_whole_queue_has_a_cap_with_a_clear_message_all_or_none(tmp_path):
+    from core.errors import QueueFull
+
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=_holds_until_stopped,
+                   max_queued=4)
+    try:
+        running = m.submit(quick(340), owner="a", estimate_s=60.0)
+        assert wait_for(lambda: m.get(running).state == RUNNING)       # running: not waiting, not counted
+        waiting = [m.submit(quick(341 + i), owner=o, estimate_s=60.0) for i, o in enumerate("bcde")]
+        with pytest.raises(QueueFull, match=r"queue is full: 4 runs from 4 browsers .* at most 4 .*about 4 min"):
+            m.submit(quick(350), owner="f")
+        m.stop(waiting[0])                                             # a place frees
+        with pytest.raises(QueueFull, match="2 runs need 2 free places"):
+            m.submit_all([quick(351), quick(352)], owner="f")          # all or none
+        assert len(m.queue) == 3
+        taken = m.submit(quick(353), owner="f")
+        assert m.get(taken).state == QUEUED and len(m.queue) == 4
+        for j in [running] + waiting + [taken]:
+            m.stop(j)
+        assert m.get(waiting[0]).error == "stopped by the user (before it started)"
+    finally:
+        m.shutdown()
+
+
+def test_the_cap_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FTLAB_MAX_QUEUED", "7")
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False)
+    try:
+        assert m.max_queued == 7
+    finally:
+        m.shutdown()
+
+
+def test_a_browsers_jobs_are_found_again_and_outlive_their_page(tmp_path):
+    """What a reloaded page does: ask the manager for its browser's jobs; nothing ends them."""
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=_holds_until_stopped)
+    try:
+        mine = [m.submit(quick(360), owner="browser-1"), m.submit(quick(361), owner="browser-1")]
+        other = m.submit(quick(362), owner="browser-2")
+        assert [j.id for j in m.jobs_of("browser-1")] == mine and [j.id for j in m.jobs_of("browser-2")] == [other]
+        assert wait_for(lambda: m.get(mine[0]).state == RUNNING)
+        m.stop(mine[0])
+        assert m.wait(mine[0], timeout=30).error == "stopped by the user"    # the reason stays with the job
+        for j in (mine[1], other):
+            m.stop(j)
+    finally:
+        m.shutdown()
+    assert m.get(mine[1]).state == STOPPED and m.get(mine[1]).error.startswith("stopped")
+
+
+def test_shutdown_says_why_each_run_ended(tmp_path):
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=_holds_until_stopped)
+    running, queued = m.submit(quick(370), owner="a"), m.submit(quick(371), owner="b")
+    assert wait_for(lambda: m.get(running).state == RUNNING)
+    m.shutdown()
+    assert m.get(queued).error == "stopped: the server shut down before it started"
+    assert m.get(running).state == STOPPED and m.get(running).error == "stopped: the server shut down"
+
+
+@pytest.mark.parametrize("target, sig, words", [(_sigkill_self, "SIGKILL", "killed by SIGKILL"),
+                                                (_sigsegv_self, "SIGSEGV", "segmentation fault")])
+def test_a_worker_ended_by_a_signal_is_named_and_not_called_out_of_memory(tmp_path, target, sig, words):
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=target)
+    try:
+        done = m.wait(m.submit(quick(380), owner="a"), timeout=60)
+        assert done.state == "failed" and done.error_kind == "WorkerKilled" and done.signal == sig
+        assert words in done.error and "out of memory" not in done.error.lower()
+    finally:
+        m.shutdown()
+
+
+def test_a_sigkill_is_out_of_memory_only_when_the_kernels_oom_count_went_up(tmp_path, monkeypatch):
+    import itertools
+
+    import core.jobs
+
+    counts = itertools.count(5)        # the kernel's oom_kill: read before the run, and again after the death
+    monkeypatch.setattr(core.jobs, "oom_kills", lambda: {"cgroup": next(counts)})
+    m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=_sigkill_self)
+    try:
+        done = m.wait(m.submit(quick(381), owner="a"), timeout=60)
+        assert done.error_kind == "OutOfMemoryError" and done.signal == "SIGKILL"
+        assert done.error.startswith("out of memory") and "went from 5 to 6" in done.error
+    finally:
+        m.shutdown()
+
+
+def test_death_causes_in_words():
+    from core.jobs import death_cause
+
+    assert "exit code 3" in death_cause(3, {}, {})["message"] and death_cause(3, {}, {})["kind"] == "WorkerDied"
+    term = death_cause(-15, {"machine": 1}, {"machine": 2})     # only a SIGKILL is the OOM killer's
+    assert term["signal"] == "SIGTERM" and term["kind"] == "WorkerKilled"
+    unknown = death_cause(-9, {}, {})                           # no counter readable: no claim either way
+    assert "cannot be told" in unknown["message"] and unknown["kind"] == "WorkerKilled"

@@ -11,13 +11,16 @@ Session-state keys used across pages:
                        all read and write this one dict, never each other
     url_errors  list   problems found in the link this session was opened with; shown until dismissed,
                        the setup changed or a run queued (show_link_problems)
-    jobs        list   ids of the jobs this session submitted, oldest first
+    owner       str    this browser's id (the ftlab_browser cookie; see session_owner)
+    jobs        list   ids of the jobs this browser submitted to this server, oldest first (refreshed
+                       from the job manager by session_jobs: a reloaded page finds its runs again)
     page_shown  str    the URL path of the page the last run drew (a different one starts at the top)
     presenter_on bool  presenter mode (advanced controls hidden, everything larger); the toggle's own
                        key "presenter" is written from it on every run (see bind)
 """
 from __future__ import annotations
 
+import re
 import runpy
 import time
 import uuid
@@ -110,15 +113,43 @@ def job_manager() -> JobManager:
     return JobManager(warm_after_s=3.0)
 
 
-def _release(owner: str) -> None:
-    # Runs when a session disconnects (tab closed): stop its running job, drop its queued ones,
-    # so nobody's closed tab holds the one worker. (The page asks before a running tab is left.)
-    job_manager().release(owner)
+# A run belongs to the browser that asked for it, not to its tab: a reload or a closed tab ends no
+# run, and the browser's next page finds its runs (running, queued or finished) again. The browser's
+# id is random (128 bits: not guessable by the rest of a workshop's room), made by the server and kept
+# in a cookie by a line of script; every later session reads it back from the request's cookies
+# (st.context.cookies). A browser that keeps no cookies gets a new id per session, as before.
+BROWSER_COOKIE = "ftlab_browser"
+BROWSER_COOKIE_DAYS = 30
+_BROWSER_ID = re.compile(r"[0-9a-f]{32}")
 
 
-@st.cache_resource(scope="session", on_release=_release)
+def browser_id_from(cookie) -> str | None:
+    """The browser id a cookie carries, if it is one this server could have made (anything else is ignored)."""
+    return cookie if isinstance(cookie, str) and _BROWSER_ID.fullmatch(cookie) else None
+
+
 def session_owner() -> str:
-    return uuid.uuid4().hex[:12]
+    """The owner of this session's runs: this browser's id (from its cookie), or a new one."""
+    owner = st.session_state.get("owner")
+    if owner is None:
+        try:
+            sent = browser_id_from(st.context.cookies.get(BROWSER_COOKIE))
+        except Exception:        # noqa: BLE001 - no request context (a bare script): a new id
+            sent = None
+        owner = sent or uuid.uuid4().hex
+        st.session_state["owner"] = owner
+        st.session_state["owner_in_cookie"] = sent is not None
+    return owner
+
+
+def remember_browser() -> None:
+    """Until the browser has sent its id back, a script stores it in the cookie (the last element of
+    the page, so that it moves nothing above it; a session that read the cookie draws nothing)."""
+    owner = session_owner()
+    if st.session_state.get("owner_in_cookie"):
+        return
+    st.html(f"<script>document.cookie = '{BROWSER_COOKIE}={owner}; path=/; "
+            f"max-age={BROWSER_COOKIE_DAYS * 86400}; SameSite=Lax';</script>", unsafe_allow_javascript=True)
 
 
 def submit(cfg: RunConfig, rescoring: bool = False) -> str:
@@ -202,9 +233,10 @@ def sweep_panel() -> None:
 
 
 def session_jobs() -> list:
-    manager = job_manager()
-    jobs = [manager.get(j) for j in st.session_state.get("jobs", [])]
-    return [j for j in jobs if j is not None]
+    """This browser's jobs on this server, oldest first, those an earlier page of it started included."""
+    jobs = job_manager().jobs_of(session_owner())
+    st.session_state["jobs"] = [j.id for j in jobs]
+    return jobs
 
 
 def store() -> RunStore:
@@ -389,6 +421,7 @@ FAILURE_TITLES = {
     "RunError": "The run could not finish",
     "OutOfMemoryError": "Out of memory",
     "WorkerDied": "The training process ended unexpectedly",
+    "WorkerKilled": "The training process was ended by a signal",     # show_job_outcome names the signal
 }
 ICON_ERROR, ICON_WARNING, ICON_STOPPED, ICON_LINK = (":material/block:", ":material/warning:",
                                                      ":material/stop_circle:", ":material/link_off:")
@@ -414,12 +447,17 @@ def show_link_problems() -> None:
 
 
 def show_job_outcome(job) -> None:
-    """A finished job that did not succeed, as one clear message (never a traceback)."""
+    """A finished job that did not succeed, as one clear message that says why (never a traceback);
+    the job manager keeps it, so the browser's next page (a reload) says it again."""
     if job.state == STOPPED:
-        st.warning("Stopped: the run was ended before it finished, so nothing was stored.", icon=ICON_STOPPED)
+        why = job.error or "stopped"
+        st.warning(f"{why[:1].upper() + why[1:]}. The run ended before it finished, so nothing was stored.",
+                   icon=ICON_STOPPED)
     elif job.state == FAILED:
         title = FAILURE_TITLES.get(job.error_kind, "The run failed")
-        if job.error and "out of memory" in job.error.lower():
+        if job.error_kind == "WorkerKilled" and job.signal:
+            title = f"The training process was ended by {job.signal}"
+        if job.error and job.error.lower().startswith("out of memory"):    # the worker's own words, on evidence
             title = "Out of memory"
         st.error(f"**{title}.** {job.error}", icon=ICON_ERROR)
 
@@ -506,14 +544,6 @@ def apply_style() -> None:
     st.html(BASE_CSS)
     if presenter():
         st.html(PRESENTER_CSS)
-
-
-def leave_guard(running: bool) -> None:
-    """While a run of this tab is going, the browser asks before the page is left or reloaded
-    (leaving ends the session, and with it the run)."""
-    js = ("window.onbeforeunload = (e) => { e.preventDefault(); e.returnValue = ''; return ''; };" if running
-          else "window.onbeforeunload = null;")
-    st.html(f"<script>{js}</script>", unsafe_allow_javascript=True)
 
 
 # ---------------------------------------------------------------------------- charts after the first paint
