@@ -217,6 +217,11 @@ class RayDispatcher:
         with self.lock:
             return self.sweeps.get(sweep_id)
 
+    def sweeps_of(self, owner: str) -> list[Sweep]:
+        """The sweeps `owner` (a browser's id) queued, oldest first: a reloaded page shows them again."""
+        with self.lock:
+            return [s for s in self.sweeps.values() if s.owner == owner]
+
     def stop(self, sweep_id: str) -> None:
         sweep = self.get(sweep_id)
         if sweep is not None:

@@ -393,8 +393,9 @@ with st.sidebar:
         return f" · {ui.count_text(int(head))} trainable" if head.isdigit() else ""
 
     if presenter:      # the list compact (one line each: title and count), the whole of it in view
-        st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title.split(" (")[0] + short_count(s),
-                 **bind("strategy"))
+        # the labels fixed for this run: a count landing in between must not change what the widget says it showed
+        titles = {s: STRATEGIES[s].title.split(" (")[0] + short_count(s) for s in STRATEGIES}
+        st.radio("Strategy", list(STRATEGIES), format_func=titles.get, **bind("strategy"))
     else:
         st.radio("Strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].title, **bind("strategy"),
                  captions=[STRATEGIES[s].summary + f" **{count_line(s)}**" for s in STRATEGIES])

@@ -77,6 +77,26 @@ def test_a_refused_link_value_stays_until_dismissed():
     assert_no_exception(at)
 
 
+def test_a_refused_link_value_stays_for_a_browser_that_already_has_runs():
+    """The browser's earlier runs, found again by this page, are not a run queued since the link."""
+    import uuid
+
+    from core.config import RunConfig
+    from pages import ui
+
+    owner = uuid.uuid4().hex
+    ui.job_manager().submit(RunConfig(task="r8", size=16, epochs=1, max_length=32, eval_size=50, general_size=50,
+                                      strategy="feature-extraction", seed=813), owner=owner)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["charts_ready"] = True
+    at.session_state["owner"], at.session_state["owner_in_cookie"] = owner, True
+    at.query_params["task"] = HOSTILE
+    at.run().run().run()
+    assert at.session_state["jobs"]                                   # the earlier run is this page's
+    assert f"task={HOSTILE!r}" in link_errors(at)                     # and the link's message stays
+    assert_no_exception(at)
+
+
 def test_a_refused_link_value_goes_when_the_setup_changes():
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["charts_ready"] = True

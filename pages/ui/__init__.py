@@ -190,7 +190,7 @@ def session_sweeps() -> list:
     dispatcher = ray_dispatcher()
     if dispatcher is None:
         return []
-    return [s for s in (dispatcher.get(i) for i in st.session_state.get("sweeps", [])) if s is not None]
+    return dispatcher.sweeps_of(session_owner())     # the browser's: a reload finds its sweeps again
 
 
 def sweep_panel() -> None:
@@ -435,8 +435,11 @@ def show_link_problems() -> None:
     """What the link asked for and did not get, one line each, with a Dismiss button. They stay on every
     rerun (the page's own follow-up reruns came within half a second and took them away, leaving the
     defaults without a reason) until dismissed, the setup is changed, or a run is queued."""
-    if st.session_state.get("jobs") or st.session_state.get("sweeps") or st.session_state.get("run"):
-        drop_link_problems()     # a run queued since the link was read, or the Lab's Run (key "run") just clicked
+    # A run queued since the link was read (the browser's earlier runs, found again by a reload, do
+    # not count), or the Lab's Run (key "run") just clicked.
+    queued = len(session_jobs()) + len(session_sweeps())
+    if queued > st.session_state.setdefault("link_runs_before", queued) or st.session_state.get("run"):
+        drop_link_problems()
     errors = st.session_state.get("url_errors")
     if not errors:
         return
