@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from . import stats
 from .fmt import pct, pct_value, pts
+from .uploads import display_name
 
 STRATEGY_COLOURS = {"feature-extraction": "#1f77b4", "full": "#d62728", "lora": "#2ca02c", "bitfit": "#9467bd",
                     "lp-ft": "#ff7f0e", "l2-sp": "#8c564b", "wise-ft": "#e377c2", "zero-shot": "#17becf"}
@@ -114,7 +115,7 @@ def comparable_key(r) -> tuple:
 def group_label(key: tuple, keys) -> str:
     """'r8', or 'r8 · minilm' / 'r8 · benchmark v2, 500 sentences' where the groups differ in that."""
     keys = list(keys)
-    parts = [str(key[0])]
+    parts = [display_name(str(key[0]))]
     if len({k[1] for k in keys}) > 1:
         parts.append(str(key[1]))
     if len({k[2:] for k in keys}) > 1:
@@ -221,7 +222,7 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
         by_task.setdefault(r.task, []).append(r)
     baselines, chances = [], []           # (name, value in points, dash)
     for task, members in by_task.items():
-        prefix = f"{task}: " if len(by_task) > 1 else ""
+        prefix = f"{display_name(task)}: " if len(by_task) > 1 else ""
         for m in sorted({round(100 * r.majority_acc, 6) for r in members}):
             baselines.append((f"{prefix}majority class {pct_value(m / 100)} %", m, "dot"))
         k = next((_num_labels(r) for r in members if _num_labels(r)), None)

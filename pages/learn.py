@@ -8,6 +8,7 @@ import streamlit as st
 
 from pages import ui
 from core.config import ConfigError, RunConfig
+from core.fmt import pct, pts
 from core.presets import measured
 
 ui.enter_page()      # first: a run that skipped app.py goes through it
@@ -136,7 +137,7 @@ for i, (title, text, configs) in enumerate(LESSONS):
         seen = [(c, measured(c, preset_runs)) for c in configs]
         if any(m for _, m in seen):
             st.caption("Measured before (preset runs, mean over seeds): " + " | ".join(
-                f"{describe(c)}: in-domain {100 * m['in_domain']:.1f} %, general {100 * m['general_delta']:+.1f} pts"
+                f"{describe(c)}: in-domain {pct(m['in_domain'])}, general {pts(m['general_delta'])}"
                 + (f" ({m['runs']} runs)" if m["runs"] > 1 else "") for c, m in seen if m))
         if st.button(f"Queue {len(configs)} run{'s' if len(configs) > 1 else ''} and watch in the Lab",
                      key=f"learn_{i}"):

@@ -32,6 +32,7 @@ import streamlit as st
 from core.config import FIELD_TYPES, ConfigError, RunConfig  # noqa: F401  (FIELD_TYPES: for the pages)
 from core.data import TASKS, load_task, log_sizes
 from core.errors import QueueFull
+from core.fmt import pct, pts
 from core.estimate import rates_from
 from core.jobs import FAILED, STOPPED, JobManager
 from core.param_counts import ParamCounter
@@ -222,8 +223,8 @@ def sweep_panel() -> None:
                                                        f"· {duration(since(s.started_at))} so far")
                 for label, r in s.landed[-8:]:
                     cached = " (already stored)" if getattr(r, "cached", False) else ""
-                    st.caption(f"{r.strategy} · n={r.size} · seed {r.seed}: in-domain {100 * r.in_domain_acc:.1f} %, "
-                               f"general {100 * r.general_delta:+.1f} pts{cached}")
+                    st.caption(f"{r.strategy} · n={r.size} · seed {r.seed}: in-domain {pct(r.in_domain_acc)}, "
+                               f"general {pts(r.general_delta)}{cached}")
                 if s.error:
                     st.error(f"**The sweep could not finish.** {s.error}", icon=ICON_ERROR)
                 if not s.finished and st.button("Stop the sweep", key=f"stop_{s.id}", icon=":material/stop:"):
