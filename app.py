@@ -14,5 +14,7 @@ with st.sidebar:    # bound like the Lab's widgets: a toggle set only from sessi
               help="Hide the advanced controls and enlarge everything for a talk on a projector.")
 ui.apply_style()
 
-ui.run_page(ui.navigation())    # Lab, Compare, Learn (pages/ui is a package: never offered as a page)
-ui.remember_browser()      # last: the script that keeps the id in a cookie moves nothing on the page
+try:
+    ui.run_page(ui.navigation())    # Lab, Compare, Learn (pages/ui is a package: never offered as a page)
+finally:                       # also after a page's st.stop(): a browser's first page may be any of them
+    ui.remember_browser()      # last: the script that keeps the id in a cookie moves nothing on the page

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .config import FIELD_TYPES, ConfigError, RunConfig, parse_field
-from .fmt import pct_value
+from .fmt import pct_value, pts
 from .sweeps import parse_grid, sweep_configs
 from .uploads import display_name
 from .data import GENERAL_NAMES, DataError
@@ -88,11 +88,12 @@ def result_table(r) -> str:
         f"  in-domain accuracy     {fmt_pct(r.in_domain_acc):>6} %   95 % {fmt_pct(inside['low'])} to "
         f"{fmt_pct(inside['high'])} %   macro-F1 {fmt_pct(r.in_domain_f1)} %"
         f"   (majority class {fmt_pct(r.majority_acc)} %, n={r.n_eval})",
-        f"  train accuracy         {fmt_pct(r.train_acc):>6} %   overfitting gap {100 * r.overfit_gap:+.1f} pts",
-        f"  general score (fixed)  {fmt_pct(g['score']):>6} %   {100 * r.general_delta:+.1f}"
-        + (f" ± {100 * change['ci95']:.1f} (paired 95 %, {verdict(change['change'], change['se'])})" if change else "")
+        f"  train accuracy         {fmt_pct(r.train_acc):>6} %   "
+        + (f"overfitting gap {pts(r.overfit_gap)}" if r.trained else "nothing trained (zero-shot): no overfitting gap"),
+        f"  general score (fixed)  {fmt_pct(g['score']):>6} %   {pts(r.general_delta, unit='')}"
+        + (f" ± {pct_value(change['ci95']):.1f} (paired 95 %, {verdict(change['change'], change['se'])})" if change else "")
         + f" pts vs pre-trained {fmt_pct(p['score'])} % (SE of the score {100 * g['stderr']:.1f})",
-        f"  general score (refit)  {fmt_pct(g['score_refit']):>6} %   {100 * r.general_delta_refit:+.1f} pts",
+        f"  general score (refit)  {fmt_pct(g['score_refit']):>6} %   {pts(r.general_delta_refit)}",
         "  per task (fixed/refit) " + "  ".join(f"{k} {fmt_pct(v['fixed'])}/{fmt_pct(v['refit'])}"
                                                for k, v in g["per_task"].items()),
         f"  trainable parameters   {r.trainable_params:,} of {r.total_params:,}",
@@ -192,7 +193,7 @@ def cmd_runs(args, store):
     for r in results:
         print(f"{r.key:16s} {names[r.task]:{tw}s} {r.strategy:{sw}s} {r.size:5d} {r.seed:4d} "
               f"{fmt_pct(r.in_domain_acc):>6s} {fmt_pct(r.train_acc):>6s} {fmt_pct(r.general['score']):>7s} "
-              f"{100 * r.general_delta:+6.1f} {r.timings.get('total', 0):6.1f}")
+              f"{pts(r.general_delta, unit=''):>6s} {r.timings.get('total', 0):6.1f}")
     print(f"{len(results)} runs in {store.path}")
 
 
@@ -342,7 +343,7 @@ def sweep_on_ray(configs, store, args, grid) -> list:
         bar.write(f"[{done or '-'}/{total}] {arm:18s} n={r.size:<5d} seed={r.seed} "
                   + " ".join(f"{n}={r.config.get(n)}" for n in grid)
                   + f"  in-domain {fmt_pct(r.in_domain_acc)}  general {fmt_pct(r.general['score'])} "
-                    f"({100 * r.general_delta:+.1f})  {r.timings['total']:.0f}s" + ("  already stored" if r.cached else ""))
+                    f"({pts(r.general_delta, unit='')})  {r.timings['total']:.0f}s" + ("  already stored" if r.cached else ""))
 
     try:
         return run_sweep(configs, store, address=args.ray or None, workers=args.workers,
@@ -373,7 +374,7 @@ def cmd_sweep(args, store):
         print(f"[{i}/{len(configs)}] {arm:18s} n={r.size:<5d} seed={r.seed} "
               + " ".join(f"{n}={r.config.get(n)}" for n in grid)
               + f"  in-domain {fmt_pct(r.in_domain_acc)}  train {fmt_pct(r.train_acc)}  general "
-                f"{fmt_pct(r.general['score'])} ({100 * r.general_delta:+.1f})  {r.timings['total']:.0f}s"
+                f"{fmt_pct(r.general['score'])} ({pts(r.general_delta, unit='')})  {r.timings['total']:.0f}s"
               + ("  cached" if r.cached else ""), flush=True)
     results = [r for _, r in labelled]
     table = sweep_table(labelled, list(grid))

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from .config import RunConfig
 from .errors import QueueFull
+from .estimate import RunEstimate
 
 QUEUED, STARTING, RUNNING, DONE, FAILED, STOPPED = "queued", "starting", "running", "done", "failed", "stopped"
 FINISHED = (DONE, FAILED, STOPPED)
@@ -125,10 +126,16 @@ class Job:
     note: str | None = None      # something the user should know about how it ended
     signal: str | None = None    # the signal that ended its worker ("SIGKILL"), when one did
     stop_reason: str | None = None   # why a Stop was asked for while it ran (its page says so)
+    announced: RunEstimate | None = None   # the estimate it was announced with: kept here, not in a page's
+    #                                        session, so a reloaded page counts down the same one
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+    def estimate(self) -> RunEstimate:
+        """The one time estimate of this run (the Run bar's, the panel's and the card's)."""
+        return self.announced or RunEstimate(self.estimate_s)
 
 
 def _seq(job_id: str) -> int:
@@ -363,8 +370,9 @@ class JobManager:
 
     # ------------------------------------------------------------------ public
 
-    def submit(self, config: RunConfig, owner: str = "", estimate_s: float | None = None) -> str:
-        """Queue a run; one the store already has is done at once, without the worker."""
+    def submit(self, config: RunConfig, owner: str = "", estimate_s: float | RunEstimate | None = None) -> str:
+        """Queue a run; one the store already has is done at once, without the worker. `estimate_s`:
+        its expected wall time, or the whole RunEstimate it was announced with."""
         return self.submit_all([config], owner, [estimate_s])[0]
 
     def submit_all(self, configs: list, owner: str = "", estimates: list | None = None) -> list[str]:
@@ -393,7 +401,9 @@ class JobManager:
                                 f"queue at most {MAX_QUEUED_PER_OWNER}: wait for them, stop some, or queue fewer")
             ids = []
             for config, found, estimate in zip(configs, stored, estimates):
-                job = Job(id=f"job{next(self.ids)}", config=config, owner=owner, estimate_s=estimate)
+                announced = estimate if isinstance(estimate, RunEstimate) else RunEstimate(estimate)
+                job = Job(id=f"job{next(self.ids)}", config=config, owner=owner, estimate_s=announced.total_s,
+                          announced=announced)
                 self.jobs[job.id] = job
                 ids.append(job.id)
                 if found is not None:
@@ -715,9 +725,7 @@ def time_left(job: Job, estimate=None) -> float | None:
     """The whole run's time left now, from its one estimate (core.estimate.RunEstimate: given, or
     made from the total announced at submission): the worker's last estimate counted down since it
     came, before that the announced total less the time since the start; None once it has overrun."""
-    from .estimate import RunEstimate
-
-    est = estimate if estimate is not None else RunEstimate(job.estimate_s)
+    est = estimate if estimate is not None else job.estimate()
     now = time.time()
     p = job.progress or {}
     eta = p.get("eta_s") if job.progress_at is not None else None

@@ -239,6 +239,8 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
         inside = r.in_domain_interval()
         xs += [100 * r.general["score"] - half, 100 * r.general["score"] + half]
         ys += [100 * inside["low"], 100 * inside["high"]]
+        xs += [100 * p["general"] for p in r.curve or []]          # a WiSE-FT curve is drawn whole
+        ys += [100 * p["in_domain_acc"] for p in r.curve or []]
     xs += [100 * m[0].pretrained_general["score"] for m in refs.values()]
     x_range = _span(xs, MIN_SPAN_GENERAL, -1, 101) if xs else None
     y_range = _span(ys, MIN_SPAN_IN_DOMAIN) if ys else None

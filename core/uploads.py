@@ -320,11 +320,19 @@ def _file_names() -> dict[str, str]:
         if NAME.match(f"upload:{stem}"):
             try:
                 spec = json.loads((folder / entry).read_text())
-                names[stem] = str(spec.get("name") or "") if isinstance(spec, dict) else ""
+                names[stem] = shown_name(spec.get("name")) if isinstance(spec, dict) else ""
             except (OSError, ValueError):
                 names[stem] = ""
     _NAMES[str(folder)] = (stamp, names)
     return names
+
+
+def shown_name(filename) -> str:
+    """An uploaded file's name as pages and the terminal show it: letters, digits and . - _ ( ) and
+    spaces only, 80 characters at most. Every browser on the server sees every upload's name, so a
+    name is data: no Markdown link, HTML or terminal escape of one person reaches the others."""
+    text = re.sub(r"[^\w.\- ()]+", "_", " ".join(str(filename or "").split()))
+    return text[:80].strip()
 
 
 def display_name(task: str) -> str:

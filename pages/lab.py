@@ -71,6 +71,8 @@ def thin_classes_note(c, after: bool = False) -> None:
     before a run (the Run bar) and after it (its result), from the sample the run draws (core.data)."""
     if c.strategy == "zero-shot":        # reads no training texts
         return
+    if not ui.painted():                 # drawing the sample imports scikit-learn (~1 s): after the first paint
+        return
     got = _thin(c.task, c.size, c.seed or 0)
     if not got or not got["thin"]:
         return
@@ -84,7 +86,7 @@ if not presenter:       # presenter mode: the first screen is the run's and its 
     st.title("Fine-tuning lab")
     st.caption("Adapt a pre-trained encoder to a task and see both what it learns (in-domain accuracy) "
                "and what it forgets (a general benchmark it was never trained on).")
-ui.show_link_problems()      # what the link asked for and did not get, until dismissed
+link_problems = ui.show_link_problems()      # what the link asked for and did not get, until dismissed
 
 # ---------------------------------------------------------------------------- the configuration
 # The Run bar comes first in the script (it is what a speaker needs at once), before the sidebar;
@@ -146,6 +148,7 @@ with run_col:
 if clicked:
     try:
         ui.submit(cfg)
+        ui.drop_link_problems(link_problems)      # a run is queued: the link's setup is behind us
         jobs = ui.session_jobs()
         active = [j for j in jobs if not j.finished]
     except ConfigError as err:
@@ -156,7 +159,7 @@ def warming_note():
     """While no worker waits with the model loaded, say so, and go once one does: the caption drawn at
     a run's end (the next worker starts a few seconds after each run) stayed up long after it was warm."""
     manager = ui.job_manager()
-    if manager.is_warm() or manager.running_job() is not None:
+    if manager.is_warm() or manager.queue_length() > 0:     # runs ahead: the queue panel says the wait
         if st.session_state.pop("_warming_shown", False):
             st.rerun()                    # the whole page, drawn without this note and its timer
         return
@@ -164,7 +167,7 @@ def warming_note():
     st.caption("Worker warming up (loading the model); a run clicked now starts a few seconds later.")
 
 
-if not active and not presenter and not ui.job_manager().is_warm():
+if not active and not presenter and not ui.job_manager().is_warm() and not ui.job_manager().queue_length():
     st.fragment(run_every=2.0)(warming_note)()
 
 # ---------------------------------------------------------------------------- the running job
@@ -461,7 +464,7 @@ def wise_mixer(result) -> None:
 
 # ---------------------------------------------------------------------------- the last outcome
 finished = [j for j in jobs if j.finished]
-latest = finished[-1] if finished else None
+latest = max(finished, key=lambda j: j.finished_at or 0) if finished else None   # another tab's may end later
 if latest is not None and latest.result is None:
     ui.show_job_outcome(latest)
 if latest is not None and latest.note:
@@ -539,7 +542,7 @@ if result is not None:
         + (f"this run is {pct_value(result.in_domain_acc - result.majority_acc):.1f} points above that. "
            if above else "this run is not told apart from that. ")
         + f"**Macro-F1 {pct(result.in_domain_f1)}** weighs every label equally, however rare"
-        + (f"; far below the accuracy, it says the common labels carry the accuracy while rare ones are missed"
+        + ("; far below the accuracy, it says the common labels carry the accuracy while rare ones are missed"
            + (f" ({missed} of {present} labels never found)." if missed else ".")
            if result.labels_uneven else
            ": close to the accuracy, the labels are learned about evenly."))

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from live_server import CHROMIUM, chromium, running_server
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TINY = "size=16&strategy=feature-extraction&epochs=1&max_length=32&eval_size=50&general_size=50"
@@ -34,51 +31,21 @@ pytestmark = [
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 HOMES = {}     # server URL -> its lab folder (the CLI run beside it shares its caches)
 
 
 @pytest.fixture(scope="module")
 def server():
     """A fresh server with its own empty run store; the URL to open."""
-    port = free_port()
-    home = tempfile.mkdtemp(prefix="ftlab-browser-")
-    env = {**os.environ, "FTLAB_HOME": home, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    HOMES[url] = home
-    deadline = time.time() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.time() < deadline, "streamlit did not start"
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_server("ftlab-browser-") as (url, home):
+        HOMES[url] = home
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def run_button(page):

@@ -8,15 +8,6 @@ drive Debian's chromium through Playwright, like tests/test_browser.py.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-CHROMIUM = "/usr/bin/chromium"
+from live_server import CHROMIUM, chromium, running_server
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PAGES = {"compare": "Compare runs", "learn": "Learn"}          # URL path -> the page's own title
 HOSTILE = "csv:/etc/passwd"
@@ -127,51 +118,10 @@ def test_a_refused_link_value_goes_when_a_run_is_queued():
 # ---------------------------------------------------------------------------- a real browser
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def fresh_server():
-    """A server nobody has opened yet, with its own empty lab folder; yields its URL."""
-    port = free_port()
-    home = tempfile.mkdtemp(prefix="ftlab-nav-")
-    env = {**os.environ, "FTLAB_HOME": home, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, "streamlit did not start"
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(home, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def browser():
-    api = pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
-    with api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def shot(page, name: str):
@@ -196,7 +146,7 @@ def settled(page, seconds: float = 3.0):
 @pytest.mark.parametrize("path", sorted(PAGES))
 def test_a_deep_link_is_the_first_page_a_fresh_server_serves(browser, path):
     """A speaker's bookmark after a restart: /compare or /learn before anyone opened /."""
-    with fresh_server() as url:
+    with running_server("ftlab-nav-") as (url, _):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{url}/{path}")
         page.locator("h1", has_text=PAGES[path]).wait_for(timeout=120_000)
@@ -211,7 +161,7 @@ def test_a_deep_link_is_the_first_page_a_fresh_server_serves(browser, path):
 
 @browser_test
 def test_the_glue_module_is_not_a_page(browser):
-    with fresh_server() as url:
+    with running_server("ftlab-nav-") as (url, _):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{url}/ui")
         page.locator(".st-key-run button").wait_for(timeout=120_000)      # the Lab, not a blank page
@@ -224,7 +174,7 @@ def test_the_glue_module_is_not_a_page(browser):
 
 @pytest.fixture(scope="module")
 def server():
-    with fresh_server() as url:
+    with running_server("ftlab-nav-") as (url, _):
         yield url
 
 

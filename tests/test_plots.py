@@ -139,3 +139,12 @@ def test_exports_write_created_at_as_iso_8601_with_its_time_zone():
     assert data["created_at"] == "2026-05-28T20:26:40.250000+00:00"
     assert RunResult.from_dict(data).created_at == run.created_at           # reads back
     assert data["intervals"]["in_domain"]["n"] == run.n_eval
+
+
+def test_a_wise_ft_curve_is_inside_the_axes_whole():
+    """The axes take in every scored mix of a WiSE-FT curve, not only the run's own marker."""
+    wise = next(r for p in load_presets()[0] for r in p.runs if r.curve and len(r.curve) > 2)
+    fig = plots.tradeoff_figure([wise])
+    (xlow, xhigh), (ylow, yhigh) = fig.layout.xaxis.range, fig.layout.yaxis.range
+    for p in wise.curve:
+        assert xlow <= 100 * p["general"] <= xhigh and ylow <= 100 * p["in_domain_acc"] <= yhigh, p

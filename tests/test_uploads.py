@@ -241,3 +241,18 @@ def test_classes_with_fewer_than_five_training_examples_are_counted():
     acc = uploads.row_accounting(df, "review", "stars")
     assert acc["classes"] == 4 and acc["rare"] == 1 and acc["test_from"] == "a seeded 20 % of the rows"
     assert uploads.row_accounting(table(20), "review", "stars")["rare"] == 0
+
+
+def test_an_upload_s_name_is_shown_as_data_never_as_markup_or_escapes(tmp_path):
+    """Every browser on a server sees every upload's name: a Markdown link, HTML or a terminal escape
+    in one person's file name is shown as plain characters."""
+    import pandas as pd
+
+    from core import uploads
+
+    df = pd.DataFrame({"text": [f"note {i} about {w}" for i in range(20) for w in ("cats", "dogs")],
+                       "label": [w for i in range(20) for w in ("cats", "dogs")]})
+    name = uploads.save_upload(df.to_csv(index=False).encode(), "[Slides](https://evil)<b>\x1b[31m.csv", "text", "label")
+    shown = uploads.display_name(name)
+    assert not set(shown) & set("[]<>:/\x1b") and shown.endswith(".csv"), shown
+    assert uploads.shown_name("reviews (2).csv") == "reviews (2).csv"

@@ -19,7 +19,7 @@ from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-CHROMIUM = "/usr/bin/chromium"
+from live_server import CHROMIUM, chromium, running_server
 ARTIFACTS = ROOT / "tests" / "artifacts"          # git ignores it
 TINY_QUERY = {"size": "16", "strategy": "feature-extraction", "epochs": "1", "max_length": "32",
               "eval_size": "50", "general_size": "50"}
@@ -129,51 +129,36 @@ def test_a_run_is_found_again_by_the_browsers_next_session_and_lands():
 @pytest.fixture(scope="module")
 def server():
     pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
-    import tempfile
-
-    from workshop_load import free_port, start_server, stop_server
-
-    home = tempfile.mkdtemp(prefix="ftlab-outlive-")
-    proc, url = start_server(home, free_port(), max_queued=30)
-    yield url, home
-    stop_server(proc)
-    import shutil
-
-    shutil.rmtree(home, ignore_errors=True)
+    with running_server("ftlab-outlive-", env={"FTLAB_MAX_QUEUED": "30"}) as (url, home):
+        yield url, home
 
 
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian chromium at /usr/bin/chromium")
 def test_a_reload_mid_run_finds_the_run_and_it_lands(server):
-    from playwright.sync_api import sync_playwright
-
     from core.store import RunStore
 
     url, home = server
     link = f"{url}/?task=r8&strategy=full&size=64&epochs=3&max_length=32&eval_size=50&general_size=50&seed=813"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            page.goto(link)
-            page.locator(".st-key-run button").wait_for(timeout=120_000)
-            page.wait_for_timeout(1500)                     # the page drawn whole: its cookie script ran
-            assert any(c["name"] == "ftlab_browser" for c in page.context.cookies())
-            page.locator(".st-key-run button").click()
-            page.locator("[data-testid=stProgress]").wait_for(timeout=180_000)     # running
-            page.reload()                                   # no prompt: nothing is lost by leaving
-            page.locator(".st-key-run button").wait_for(timeout=120_000)
-            page.wait_for_function(                         # still running, or already finished
-                "document.querySelector('[data-testid=stProgress]') || document.body.innerText.includes('Result:')",
-                timeout=60_000)
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "reload_mid_run.png"))     # looked at by a person, not asserted
-            page.get_by_text("Result: full, n=64, seed 813").wait_for(timeout=300_000)   # and it lands
-            page.screenshot(path=str(ARTIFACTS / "reload_mid_run_landed.png"))
-            assert not page.get_by_text("Stopped").count()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        page.goto(link)
+        page.locator(".st-key-run button").wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)                     # the page drawn whole: its cookie script ran
+        assert any(c["name"] == "ftlab_browser" for c in page.context.cookies())
+        page.locator(".st-key-run button").click()
+        page.locator("[data-testid=stProgress]").wait_for(timeout=180_000)     # running
+        page.reload()                                   # no prompt: nothing is lost by leaving
+        page.locator(".st-key-run button").wait_for(timeout=120_000)
+        page.wait_for_function(                         # still running, or already finished
+            "document.querySelector('[data-testid=stProgress]') || document.body.innerText.includes('Result:')",
+            timeout=60_000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "reload_mid_run.png"))     # looked at by a person, not asserted
+        page.get_by_text("Result: full, n=64, seed 813").wait_for(timeout=300_000)   # and it lands
+        page.screenshot(path=str(ARTIFACTS / "reload_mid_run_landed.png"))
+        assert not page.get_by_text("Stopped").count()
     assert [r.seed for r in RunStore(Path(home) / "runs.sqlite").list(all_versions=True)] == [813]
 
 

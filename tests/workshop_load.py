@@ -30,18 +30,17 @@ import os
 import platform
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import websockets     # Streamlit's own dependency: its server speaks the same protocol
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from live_server import free_port, start_server, stop_server     # tests/ is this script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -57,41 +56,6 @@ def seed_of(session: int, k: int) -> int:
 
 def session_of(seed: int) -> int:
     return (seed - 1000) // 100
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(home: str, port: int, max_queued: int) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "FTLAB_HOME": home, "HF_HUB_OFFLINE": "1", "FTLAB_MAX_QUEUED": str(max_queued)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError("streamlit did not start")
-        time.sleep(0.3)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 class Landed:
@@ -382,7 +346,7 @@ def run_load(sessions: int = 20, greedy_runs: int = 8, max_queued: int = 16, dea
              reload_every_s: float = 15.0, port: int | None = None, log=print, keep_home: bool = False) -> dict:
     """The whole load on a server of its own; its lab folder is removed after unless `keep_home`."""
     home = tempfile.mkdtemp(prefix="ftlab-load-")
-    proc, url = start_server(home, port or free_port(), max_queued)
+    proc, url = start_server(home, port or free_port(), env={"FTLAB_MAX_QUEUED": str(max_queued)})
     try:
         report = asyncio.run(drive(url, home, sessions, greedy_runs, deadline_s, reload_every_s, log))
     finally:

@@ -157,9 +157,8 @@ def submit(cfg: RunConfig, rescoring: bool = False) -> str:
     """Queue a run for this session (answered at once if the store has it); raises ConfigError
     at once for a bad value. `rescoring`: it evaluates kept weights only (its estimate is shorter)."""
     estimate = run_estimate(cfg, rescoring)
-    job_id = job_manager().submit(cfg, owner=session_owner(), estimate_s=estimate.total_s)
+    job_id = job_manager().submit(cfg, owner=session_owner(), estimate_s=estimate)   # kept on the job
     st.session_state.setdefault("jobs", []).append(job_id)
-    st.session_state.setdefault("estimates", {})[job_id] = estimate    # the Run bar's, panel's and card's
     return job_id
 
 
@@ -182,7 +181,7 @@ def queue_runs(configs: list, title: str) -> str:
         st.session_state.setdefault("sweeps", []).append(sweep_id)
         return "ray"
     ids = job_manager().submit_all(configs, owner=session_owner(),        # all or nothing against the queue cap
-                                   estimates=[estimate_seconds(c) for c in configs])
+                                   estimates=[run_estimate(c) for c in configs])
     st.session_state.setdefault("jobs", []).extend(ids)
     return "local"
 
@@ -324,7 +323,9 @@ def run_estimate(cfg: RunConfig, rescoring: bool = False):
     except Exception:     # noqa: BLE001 - an estimate never stops a run; the run says what is wrong
         return RunEstimate(None)
     manager = job_manager()
-    warm = manager.is_warm() or manager.running_job() is not None    # busy: the next worker warms meanwhile
+    # Counted from the click, worker start included, only when nothing is ahead of it: a run that waits
+    # behind others starts on a worker that warmed meanwhile (its wait is announced apart, as the wait).
+    warm = manager.is_warm() or manager.running_job() is not None or manager.queue_length() > 0
     return make(cfg, info, _rates(), stored=stored, stored_runs=store().list(task=cfg.task), worker_warm=warm,
                 rescoring=rescoring)
 
@@ -335,10 +336,8 @@ def estimate_seconds(cfg: RunConfig, rescoring: bool = False) -> float | None:
 
 
 def job_estimate(job):
-    """The estimate a job was announced with (this session's, made at submit), else one from its total."""
-    from core.estimate import RunEstimate
-
-    return st.session_state.get("estimates", {}).get(job.id) or RunEstimate(job.estimate_s)
+    """The estimate a job was announced with (kept on the job: the same after a reload)."""
+    return job.estimate()
 
 
 # ---------------------------------------------------------------------------- the Lab's configuration
@@ -428,26 +427,34 @@ ICON_ERROR, ICON_WARNING, ICON_STOPPED, ICON_LINK = (":material/block:", ":mater
                                                      ":material/stop_circle:", ":material/link_off:")
 
 
-def drop_link_problems() -> None:
+def drop_link_problems(shown=None) -> None:
+    """Forget the link's problems; `shown`, the placeholder show_link_problems drew them in, is cleared
+    too (a Run click that queued its run takes them off the page it is drawing)."""
     st.session_state.pop("url_errors", None)
+    if shown is not None:
+        shown.empty()
 
 
-def show_link_problems() -> None:
+def show_link_problems():
     """What the link asked for and did not get, one line each, with a Dismiss button. They stay on every
     rerun (the page's own follow-up reruns came within half a second and took them away, leaving the
-    defaults without a reason) until dismissed, the setup is changed, or a run is queued."""
-    # A run queued since the link was read (the browser's earlier runs, found again by a reload, do
-    # not count), or the Lab's Run (key "run") just clicked.
+    defaults without a reason) until dismissed, the setup is changed, or a run is queued (the Lab's Run
+    clears them through the placeholder this returns; None when nothing was shown)."""
+    # A run queued since the link was read: the browser's earlier runs, found again by a reload, do not
+    # count, and neither does a click on Run that was refused (a bad value, a full queue).
     queued = len(session_jobs()) + len(session_sweeps())
-    if queued > st.session_state.setdefault("link_runs_before", queued) or st.session_state.get("run"):
+    if queued > st.session_state.setdefault("link_runs_before", queued):
         drop_link_problems()
     errors = st.session_state.get("url_errors")
     if not errors:
-        return
-    for msg in errors:
-        st.error(msg, icon=ICON_LINK)
-    st.button("Dismiss", key="dismiss_link_problems", icon=":material/close:", type="tertiary",
-              on_click=drop_link_problems)
+        return None
+    shown = st.empty()
+    with shown.container():
+        for msg in errors:
+            st.error(msg, icon=ICON_LINK)
+        st.button("Dismiss", key="dismiss_link_problems", icon=":material/close:", type="tertiary",
+                  on_click=drop_link_problems)
+    return shown
 
 
 def show_job_outcome(job) -> None:
@@ -455,8 +462,9 @@ def show_job_outcome(job) -> None:
     the job manager keeps it, so the browser's next page (a reload) says it again."""
     if job.state == STOPPED:
         why = job.error or "stopped"
-        st.warning(f"{why[:1].upper() + why[1:]}. The run ended before it finished, so nothing was stored.",
-                   icon=ICON_STOPPED)
+        after = ("It never started, so nothing was stored." if job.started_at is None else
+                 "The run ended before it finished, so nothing was stored.")
+        st.warning(f"{why[:1].upper() + why[1:]}. {after}", icon=ICON_STOPPED)
     elif job.state == FAILED:
         title = FAILURE_TITLES.get(job.error_kind, "The run failed")
         if job.error_kind == "WorkerKilled" and job.signal:
