@@ -128,8 +128,13 @@ def run_sweep(labelled, store, address: str | None = None, workers: int = 2, cpu
                 if on_result:
                     on_result(label, result, done, total)
         except BaseException:
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            # A local Ray of this sweep's own goes down below, its workers with it: nothing to cancel.
+            # Otherwise cancel without force: a force-cancel that crosses a run's own reply made Ray's
+            # core abort the whole driver ("Tried to complete task that was not pending", seen once in
+            # a Ctrl-C'd test sweep), and a plain cancel interrupts a run at its next Python step.
+            if address or keep_ray:
+                for ref in pending:
+                    ray.cancel(ref, force=False)
             raise
         finally:
             if not address and not keep_ray:
