@@ -52,61 +52,6 @@ BACKOFF_S = (1, 2, 4, 8, 16, 30, 60)   # a worker that cannot start is retried a
 LOG_NAME = "worker.log"   # beside the run store: every failed run's traceback and each worker's stderr
 
 
-class ThreadGovernor:
-    """The worker's torch threads: all cores while it has the machine, one while another process
-    keeps a core busy.
-
-    Measured on this 2-core machine (docs/PERFORMANCE.md, "Worker threading"): with two threads a run
-    beside one busy process took 2.9x as long as alone, because each OpenMP barrier waits (spinning)
-    for a thread the other process has descheduled; OMP_WAIT_POLICY=PASSIVE cut that to 1.4x but made
-    every run alone 1.26x slower; one thread loses nothing beside a busy process and is 1.9x slower
-    alone. So: the default wait policy, two threads, and one thread while the other processes on the
-    machine use more than BUSY_CORES of a core between two looks. `poll()` is called from the
-    training thread (torch's thread count is per calling thread) before every step; it looks at
-    most once a second.
-    """
-
-    BUSY_CORES, FREE_CORES, EVERY_S = 0.6, 0.3, 1.0
-
-    def __init__(self):
-        import psutil
-        import torch
-
-        self.torch, self.me = torch, psutil.Process()
-        self.cores = torch.get_num_threads()
-        self.threads, self.switches = self.cores, 0
-        self.last = self._sample()
-
-    def _sample(self):
-        import psutil
-
-        t = psutil.cpu_times()
-        busy = t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
-        own = self.me.cpu_times()
-        return time.monotonic(), busy, own.user + own.system
-
-    def others(self) -> float | None:
-        """Cores the other processes used since the last look (None: too soon to say)."""
-        now = self._sample()
-        dt = now[0] - self.last[0]
-        if dt < self.EVERY_S:
-            return None
-        used = max(0.0, (now[1] - self.last[1]) - (now[2] - self.last[2])) / dt
-        self.last = now
-        return used
-
-    def poll(self) -> None:
-        if self.cores < 2:
-            return
-        used = self.others()
-        if used is None:
-            return
-        want = 1 if used > self.BUSY_CORES else self.cores if used < self.FREE_CORES else self.threads
-        if want != self.threads:
-            self.torch.set_num_threads(want)
-            self.threads, self.switches = want, self.switches + 1
-
-
 @dataclass
 class Job:
     id: str
@@ -269,14 +214,8 @@ def _worker_main(conn, stop_event, store_path, model_name):
             return
         config = RunConfig.from_dict(msg["config"])
         store = RunStore(store_path) if store_path is not None else RunStore()
-        governor = ThreadGovernor()
-
-        def should_stop():                  # polled by the training thread before every step and batch
-            governor.poll()
-            return stop_event.is_set()
-
         result = run(config, on_progress=lambda ev: conn.send({"type": "progress", "progress": ev}),
-                     should_stop=should_stop, store=store)
+                     should_stop=stop_event.is_set, store=store)
         conn.send({"type": "result", "result": result.to_dict()})
     except BaseException as err:            # noqa: BLE001 - everything goes back to the manager
         kind = type(err).__name__

@@ -33,6 +33,7 @@ from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, 
 from .result import RunResult, confusion, per_class
 from .stats import pack
 from .strategies import get_strategy
+from .threads import ThreadGovernor
 from .strategies.base import head_groups
 from .weights import WeightStore
 
@@ -129,6 +130,15 @@ def _ticking(should_stop, report: _Reporter):
         return should_stop is not None and should_stop()
 
     return poll
+
+
+def _sharing_cores(should_stop, governor: ThreadGovernor):
+    """should_stop, also letting the governor look at the machine (before every step and batch)."""
+    def asked():
+        governor.poll()
+        return should_stop is not None and should_stop()
+
+    return asked
 
 
 def _schedule(optimizer, total_steps: int, warmup: float):
@@ -477,6 +487,8 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         store=None) -> RunResult:
     """Train and evaluate one configuration; answered from `store` at once if it was run before."""
     report = _Reporter(on_progress)
+    governor = ThreadGovernor()      # the run's threads follow what the machine has free (core/threads.py)
+    should_stop = _sharing_cores(should_stop, governor)
     poll = report.poll = _ticking(should_stop, report)     # for predictions and the benchmark
     timings = {}
     t = time.perf_counter()
@@ -582,6 +594,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
                        f"{cfg.max_length}: lower one of them and run again") from None
     finally:
         kernels.close()
+        governor.restore()
         model.to("cpu")
         env.base.to("cpu")
         gc.collect()

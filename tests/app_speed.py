@@ -333,7 +333,7 @@ def report(before: dict | None, after: dict) -> str:
               "The poll itself re-sends the progress and reuses the live-curves figure until an epoch is added.",
               "- **The worker** then had both cores to itself; the threading table below chose how it shares "
               "them: two threads while nothing else runs, one while the other processes use more than 0.6 of a "
-              "core (`core.jobs.ThreadGovernor`" + passive_note(after) + "). Before, the app's "
+              "core (`core.threads.ThreadGovernor`" + passive_note(after) + "). Before, the app's "
               "run alone was already slowed by the server's own core, so its busy/alone ratio compared two slow runs.",
               "- **The first page** no longer imports torch or loads the model (parameter counts come from a "
               "child process at nice 19 and a file under the lab's folder; no warm worker starts while a page "

@@ -123,31 +123,6 @@ def test_a_queued_job_says_when_it_will_start(manager):
     assert manager.wait(first, timeout=30).state == STOPPED
 
 
-def test_the_worker_gives_up_a_core_while_another_process_keeps_one_busy(monkeypatch):
-    """Two threads alone, one while the other processes use more than 0.6 of a core, two again
-    once they use less than 0.3 (docs/PERFORMANCE.md, "Worker threading")."""
-    import torch
-
-    from core.jobs import ThreadGovernor
-
-    before = torch.get_num_threads()
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    calls = []
-    monkeypatch.setattr(torch, "set_num_threads", calls.append)
-    # (monotonic time, machine busy seconds, this process's seconds), one sample per look
-    samples = iter([(0, 0, 0), (0.5, 0.9, 0.5), (1, 1.9, 1.0), (2, 3.9, 2.0), (3, 5.9, 2.9), (4, 6.9, 3.8),
-                    (5, 7.9, 4.8), (6, 9.1, 5.8)])
-    monkeypatch.setattr(ThreadGovernor, "_sample", lambda self: next(samples))
-    g = ThreadGovernor()
-    seen = []
-    for _ in range(7):
-        g.poll()
-        seen.append(g.threads)
-    # look 1 too soon; others used 0.9, 1.0, 1.1 cores -> one thread; 0.1 -> two; 0.0 and 0.2: stays
-    assert seen == [2, 1, 1, 1, 2, 2, 2] and calls == [1, 2] and g.switches == 2
-    assert before >= 1
-
-
 # ---------------------------------------------------------------------------- failing loudly
 # Worker stand-ins: module-level functions, so the spawned process can import them by name.
 
