@@ -101,6 +101,7 @@ def curve_trace(r, showlegend: bool = True) -> go.Scatter:
 # difference the size of the noise as small as it is. Narrower, autorange blew float noise (1e-7
 # between a score and its reference) or half a point up to the plot's whole width or height.
 MIN_SPAN_GENERAL = 4.0
+REF_LABEL_ROW_PX = 20        # a row above the trade-off plot per pre-trained line's name
 MIN_SPAN_IN_DOMAIN = 10.0
 INTERVALS_LEGEND = "bars: 95 % intervals (↕ in-domain, ↔ general change)"
 
@@ -207,11 +208,15 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
     refs = {}
     for r in everyone:
         refs.setdefault(round(100 * r.pretrained_general["score"], 6), []).append(r)
-    for members in refs.values():
+    # Each line is named just above the plot, where no marker or line can cover its name; two lines
+    # (two general sizes or models) take a row each, so their names never overlap however close they are.
+    for row, (ref, members) in enumerate(sorted(refs.items())):
         sizes = sorted({r.config.get("general_size") for r in members if r.config.get("general_size")})
         label = "pre-trained encoder" + (f" (general size {', '.join(map(str, sizes))})" if len(refs) > 1 and sizes else "")
-        fig.add_vline(x=100 * members[0].pretrained_general["score"], line=dict(color="grey", dash="dash"),
-                      annotation_text=label, annotation_position="bottom left")
+        fig.add_vline(x=100 * members[0].pretrained_general["score"], line=dict(color="grey", dash="dash"))
+        fig.add_annotation(x=100 * members[0].pretrained_general["score"], y=1, xref="x", yref="paper",
+                           yanchor="bottom", xanchor="center", text=label, showarrow=False,
+                           yshift=2 + REF_LABEL_ROW_PX * row, font=dict(color="grey"))
     if refs:
         caption.append("Dashed line: the pre-trained encoder's general score; arrows run from it to each run, "
                        "left means forgotten.")
@@ -293,10 +298,14 @@ def tradeoff_figure(runs, presets=(), highlight: str | None = None, title: str =
     fig.update_layout(
         title=title or "Learning vs forgetting", xaxis_title="general-benchmark score (%)  ← forgets",
         yaxis_title="in-domain accuracy (%)", legend_title="marker size = training-set size",
-        height=480, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white", meta={"caption": " ".join(caption)})
+        height=480, margin=dict(l=60, r=20, t=60 + REF_LABEL_ROW_PX * len(refs), b=50), template="plotly_white", meta={"caption": " ".join(caption)})
     if x_range:
         fig.update_xaxes(range=x_range)
         fig.update_yaxes(range=y_range)
+        middle = sum(x_range) / 2
+        for a in fig.layout.annotations:      # a line's name runs inwards from it, never off the plot's edge
+            if a.yref == "paper" and a.yanchor == "bottom":
+                a.xanchor = "left" if a.x < middle else "right"
     return fig
 
 
@@ -389,10 +398,16 @@ def for_presenter(fig: go.Figure, height: int | None = None) -> go.Figure:
         line = getattr(trace, "line", None)
         if line is not None:
             trace.line.width = max(3, (line.width or 2) * 1.5)
+    rows = 0
     for annotation in fig.layout.annotations:
-        annotation.font = dict(size=f)
+        annotation.font = dict(size=f, color=annotation.font.color if annotation.font else None)
         if annotation.arrowwidth:
             annotation.arrowwidth = annotation.arrowwidth * 1.5
+        if annotation.yref == "paper" and annotation.yanchor == "bottom" and annotation.yshift is not None:
+            row = round((annotation.yshift - 2) / REF_LABEL_ROW_PX)        # a pre-trained line's name, above the plot
+            annotation.yshift, rows = 2 + row * (f + 8), max(rows, row + 1)
+    if rows:
+        fig.update_layout(margin=dict(t=70 + rows * (f + 8)))
     return fig
 
 

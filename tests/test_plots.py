@@ -148,3 +148,26 @@ def test_a_wise_ft_curve_is_inside_the_axes_whole():
     (xlow, xhigh), (ylow, yhigh) = fig.layout.xaxis.range, fig.layout.yaxis.range
     for p in wise.curve:
         assert xlow <= 100 * p["general"] <= xhigh and ylow <= 100 * p["in_domain_acc"] <= yhigh, p
+
+
+def test_pretrained_lines_are_named_above_the_plot_one_row_each_running_inwards():
+    """Two reference lines (another general size) used to share the bottom-left corner: the names
+    overlapped and the left one ran off the plot. Each name now sits above the plot in a row of its
+    own, running from its line towards the middle; in presenter mode the rows grow with the type."""
+    base = next(r for r in r8_runs() if r.strategy == "full")
+    small = dataclasses.replace(base, key="small", config={**base.config, "general_size": 50},
+                                pretrained_general={**base.pretrained_general, "score": 0.64},
+                                general={**base.general, "score": 0.635})
+    fig = plots.tradeoff_figure([small, base])
+    names = [a for a in fig.layout.annotations if a.text and a.text.startswith("pre-trained encoder")]
+    assert sorted(a.text for a in names) == ["pre-trained encoder (general size 1000)",
+                                             "pre-trained encoder (general size 50)"]
+    assert all(a.yref == "paper" and a.y == 1 and a.yanchor == "bottom" for a in names)     # above the plot
+    assert len({a.yshift for a in names}) == 2                                             # a row each
+    left, right = sorted(names, key=lambda a: a.x)
+    assert (left.xanchor, right.xanchor) == ("left", "right")                               # inwards
+    big = plots.for_presenter(fig)
+    shifts = sorted(a.yshift for a in big.layout.annotations if a.text and a.text.startswith("pre-trained"))
+    assert shifts[1] - shifts[0] >= plots.PRESENTER_FONT and big.layout.margin.t >= 70 + 2 * plots.PRESENTER_FONT
+    one = plots.tradeoff_figure([base])
+    assert [a.text for a in one.layout.annotations if a.yref == "paper"] == ["pre-trained encoder"]
