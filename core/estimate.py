@@ -67,21 +67,39 @@ class Rates:
         return asdict(self)
 
 
-# Measured on this 2-core CPU (bf16 autocast, the lab's CPU kernels, two threads): `rates_from` over
-# seven CLI runs on R8 (feature extraction at n=256 cold and warm and n=512, full fine-tuning at
-# n=256 and n=128, LoRA at n=256, BitFit at n=128; 2026-12-01; the general stage's rate checked on
-# three sizes, 50 to 1,000 sentences per task). The fallback until this machine has runs of its own.
-# The general rate is the benchmark's version 2 (fp32, 20 Newsgroups' longer texts): the fp32
-# reference took 47 s for its 8,000 sentences (tests/reference_stability.py), and the R8 sweep's 18
-# fine-tuning runs a median 6.0e-3 s a sentence under contention (4.7e-3 at the least; 2026-12-02).
+# Measured on the reference machine (an AMD EPYC, 2 cores, avx512_bf16 without AMX; bf16 autocast, the
+# lab's CPU kernels, two threads): the full, forward and general rates by `rates_from` over three
+# default runs (tests/default_run.py, docs/perf/default_run_before.json, 2026-12-04); LoRA and BitFit
+# keep the ratio to full measured over seven runs on 2026-12-01 (0.76); a head step as measured then.
+# The general rate is the benchmark's version 2 (fp32). Until a machine has runs of its own, these are
+# scaled to it by its measured matmul speed (for_machine, core/machine.py).
 DEFAULT_RATES = Rates(
-    step={"full": 3.4e-4, "lora": 2.6e-4, "bitfit": 2.6e-4},
-    forward=8.6e-5,
-    general=5.0e-3,
+    step={"full": 3.0e-4, "lora": 2.3e-4, "bitfit": 2.3e-4},
+    forward=9.2e-5,
+    general=4.0e-3,
     head_step=5e-4,
     fixed={"loading": 1.0, "tokenizing": 0.5, "training": 0.3, "evaluating": 0.2, "general": 0.4},
     source="rates measured on the reference 2-core CPU",
 )
+
+
+# core.machine.speed on the machine DEFAULT_RATES describe, GFLOP/s: "train" in the precision it trained
+# in (bf16 there), "fp32" for the general benchmark. Another machine's rates are scaled by its own.
+REFERENCE_SPEED = {"train": 415.0, "fp32": 202.0}    # core.machine.matmul_rate there, 2026-12-04
+
+
+def for_machine(train_speed: float | None, general_speed: float | None, rates: Rates = DEFAULT_RATES) -> Rates:
+    """`rates` moved to this machine: the training and in-domain rates scaled by how fast it multiplies
+    matrices in the run's precision, the general benchmark's by how fast in fp32 (it always scores in
+    fp32), each against REFERENCE_SPEED; fixed costs as they are (core/machine.py measures the speeds)."""
+    if not train_speed or not general_speed:
+        return rates
+    train = REFERENCE_SPEED["train"] / train_speed
+    general = REFERENCE_SPEED["fp32"] / general_speed
+    return Rates(step={k: v * train for k, v in rates.step.items()}, forward=rates.forward * train,
+                 general=rates.general * general, head_step=rates.head_step, fixed=dict(rates.fixed),
+                 source=f"{rates.source}, scaled to this machine's measured speed "
+                        f"({1 / train:.2f}x in training, {1 / general:.2f}x in fp32)")
 
 
 def _step_rate(strategy: str, rates: Rates) -> float:
@@ -103,9 +121,9 @@ def predict(work: Work, rates: Rates = DEFAULT_RATES) -> dict:
     }
 
 
-def rates_from(results, device: str = "cpu", limit: int = 20) -> Rates:
+def rates_from(results, device: str = "cpu", limit: int = 20, defaults: Rates = DEFAULT_RATES) -> Rates:
     """Rates read back from finished runs on `device` (newest first; median of each rate), falling
-    back to DEFAULT_RATES for whatever they do not measure."""
+    back to `defaults` for whatever they do not measure."""
     step: dict[str, list] = {}
     forward, general, head = [], [], []
     used = 0
@@ -114,12 +132,12 @@ def rates_from(results, device: str = "cpu", limit: int = 20) -> Rates:
         if not work or getattr(r, "cached", False) or not str(r.device).startswith(device):
             continue
         used += 1
-        fixed = DEFAULT_RATES.fixed
+        fixed = defaults.fixed
         fwd = None
         if work.get("test_tokens"):
             fwd = max(0.0, t.get("evaluating", 0.0) - fixed["evaluating"]) / work["test_tokens"]
             forward.append(fwd)
-        fwd = fwd if fwd is not None else DEFAULT_RATES.forward
+        fwd = fwd if fwd is not None else defaults.forward
         rest = t.get("training", 0.0) - fixed["training"] - fwd * work.get("forward_tokens", 0)
         if work.get("step_tokens"):
             step.setdefault(work["strategy"], []).append(max(0.0, rest) / work["step_tokens"])
@@ -130,14 +148,14 @@ def rates_from(results, device: str = "cpu", limit: int = 20) -> Rates:
         if used >= limit:
             break
     if not used:
-        return DEFAULT_RATES
+        return defaults
     med = statistics.median
     return Rates(
-        step={**DEFAULT_RATES.step, **{k: med(v) for k, v in step.items()}},
-        forward=med(forward) if forward else DEFAULT_RATES.forward,
-        general=med(general) if general else DEFAULT_RATES.general,
-        head_step=med(head) if head else DEFAULT_RATES.head_step,
-        fixed=dict(DEFAULT_RATES.fixed),
+        step={**defaults.step, **{k: med(v) for k, v in step.items()}},
+        forward=med(forward) if forward else defaults.forward,
+        general=med(general) if general else defaults.general,
+        head_step=med(head) if head else defaults.head_step,
+        fixed=dict(defaults.fixed),
         source=f"rates from the last {used} run(s) on this machine",
     )
 

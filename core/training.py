@@ -24,10 +24,11 @@ from .benchmark import GeneralBenchmark
 from .config import RunConfig
 from .data import GENERAL_NAMES, curve_subset, eval_subset, held_out, load_task, sample_train
 from .errors import ConfigError, DataError, ModelError, RunError, RunStopped  # noqa: F401  (re-exported)
-from .estimate import STAGES, Clock, Work, predict as predict_stages, rates_from, step_seconds
+from .estimate import STAGES, Clock, Work, for_machine, predict as predict_stages, rates_from, step_seconds
 from .features import (FeatureCache, collate, corpus_identity, encode, length_grouped_batches, padding_fraction,
                        tokenize)
 from .kernels import attention_as, cpu_kernels, keep_freed_memory
+from .machine import speed as machine_speed
 from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, eval_batch_size,
                      fresh_encoder, load_base, model_identity, num_layers, pick_device)
 from .result import RunResult, confusion, per_class
@@ -524,7 +525,8 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         _restore(model, kept[0])
         report.curves = list(kept[1]["curves"])
     work = _work(cfg, strategy, task, sample, env, head_epochs, len(points), trains=kept is None)
-    rates = rates_from(store.list(all_versions=True) if store is not None else [], env.device.type)
+    defaults = for_machine(machine_speed(env.device, env.dtype), machine_speed(env.device, None))
+    rates = rates_from(store.list(all_versions=True) if store is not None else [], env.device.type, defaults=defaults)
     report.plan(predict_stages(work, rates), step_seconds(work, rates), rates.source, strategy.trains_encoder)
 
     t = time.perf_counter()

@@ -227,3 +227,46 @@ def test_a_total_that_includes_the_workers_start_counts_from_the_click():
     assert cold.origin(job) == job.submitted_at and RunEstimate(40.0).origin(job) == job.started_at
     assert time_left(job, cold) == pytest.approx(25.0, abs=0.5)        # the worker's start was in the 40 s
     assert time_left(job) == pytest.approx(35.0, abs=0.5)
+
+
+# ---------------------------------------------------------------------------- the first estimate on any host
+
+def test_a_slower_machine_gets_slower_rates_in_proportion_to_its_measured_speed():
+    """Training and in-domain rates follow the run's precision, the general benchmark's follow fp32;
+    fixed costs stay; no measurement leaves the rates as they are."""
+    from core.estimate import REFERENCE_SPEED, for_machine
+
+    half = for_machine(REFERENCE_SPEED["train"] / 2, REFERENCE_SPEED["fp32"] / 4)
+    assert half.step["full"] == pytest.approx(2 * DEFAULT_RATES.step["full"])
+    assert half.forward == pytest.approx(2 * DEFAULT_RATES.forward)
+    assert half.general == pytest.approx(4 * DEFAULT_RATES.general)
+    assert half.fixed == DEFAULT_RATES.fixed and "scaled to this machine" in half.source
+    assert for_machine(None, 100.0) is DEFAULT_RATES
+    work = Work("full", step_tokens=10_000, test_tokens=5_000, general_sentences=800)
+    slow, fast = predict(work, half), predict(work, DEFAULT_RATES)
+    assert slow["training"] > fast["training"] and slow["general"] > fast["general"]
+    assert slow["loading"] == fast["loading"]
+
+
+def test_a_machines_speed_is_measured_on_its_first_runs_then_read_back(monkeypatch, tmp_path):
+    """The best of the first three measurements (a first run beside a busy process measures too slow),
+    then read from the cache; a damaged file is measured again, not an error."""
+    import torch
+
+    from core import machine
+
+    monkeypatch.setenv("FTLAB_HOME", str(tmp_path))
+    speeds = iter([50.0, 200.0, 150.0, 999.0, 80.0])
+    monkeypatch.setattr(machine, "matmul_rate", lambda d, t: next(speeds))
+    cpu = torch.device("cpu")
+    assert [machine.speed(cpu, None) for _ in range(5)] == [50.0, 200.0, 200.0, 200.0, 200.0]
+    (tmp_path / "cache" / machine.FILE).write_text("not json")
+    assert machine.speed(cpu, None) == 999.0
+
+
+def test_the_matmul_rate_is_a_plausible_number_of_gflops():
+    import torch
+
+    from core.machine import matmul_rate
+
+    assert 1.0 < matmul_rate(torch.device("cpu"), None) < 1e5
