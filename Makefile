@@ -7,7 +7,7 @@ PORT    ?= 8501
 # localhost only; ADDRESS=0.0.0.0 serves the lab to other machines on the network (.streamlit/config.toml)
 ADDRESS ?= localhost
 
-.PHONY: setup browser run demo test test-fast tuning results remedies presets bench bench-app workshop-load clean
+.PHONY: setup browser run demo test test-fast tuning results remedies presets bench bench-app workshop-load default-run busy-neighbour clean
 
 # torch is pinned to the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build).
 # The model and data packages are read by path, never imported: their declared deps are not needed.
@@ -80,6 +80,14 @@ bench-app: setup browser
 # Twenty sessions queuing runs on one server (docs/PERFORMANCE.md, "A workshop on one server").
 workshop-load: setup
 	$(BIN)/python tests/workshop_load.py --max-queued 12
+
+# The default run stage by stage, against the committed "before" (docs/PERFORMANCE.md, "The default run").
+default-run: setup
+	$(BIN)/python tests/default_run.py --label after --before docs/perf/default_run_before.json --doc docs/PERFORMANCE.md
+
+# The CLI's run and sweep and a Ray task, alone and beside a busy process (docs/PERFORMANCE.md, "Sharing cores").
+busy-neighbour: setup
+	$(BIN)/python tests/busy_neighbour.py --label after --before docs/perf/busy_neighbour_before.json --doc docs/PERFORMANCE.md
 
 clean:
 	rm -rf $(VENV)

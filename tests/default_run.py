@@ -57,7 +57,50 @@ def one_run(root: Path, home: str, extra: list[str]) -> dict:
             "benchmark": r.get("benchmark"), "in_domain_acc": r["in_domain_acc"],
             "general_change": general, "in_domain_interval": in_domain,
             "refit": r["general"].get("score_refit"), "work": r["work"], "timings": r["timings"],
-            "device": r["device"]}
+            "device": r["device"], "train_tokens_once": r["work"]["step_tokens"] // max(1, r["config"]["epochs"] or 1)}
+
+
+def machine_facts() -> dict:
+    """What the stages' work costs at best here: this machine's matmul rate in bf16 and fp32
+    (core.machine), the encoder's linear-layer FLOPs per token, and the general benchmark's tokens."""
+    sys.path.insert(0, str(HERE))
+    import torch
+
+    from core.benchmark import MAX_LENGTH, probe_sets
+    from core.config import RunConfig
+    from core.features import tokenize
+    from core.machine import matmul_rate
+    from core.models import autocast_dtype, load_base
+
+    tokenizer, base = load_base(RunConfig().model)
+    c = base.config
+    per_token = 2 * c.num_hidden_layers * (4 * c.hidden_size ** 2 + 2 * c.hidden_size * c.intermediate_size)
+    general_tokens = sum(len(t) for ps in probe_sets(RunConfig().general_size)
+                         for t in tokenize(tokenizer, ps.texts, MAX_LENGTH))
+    cpu = torch.device("cpu")
+    train = autocast_dtype(cpu)
+    return {"flop_per_token": per_token, "general_tokens": general_tokens,
+            "train_precision": "fp32" if train is None else "bf16",
+            "peak_train_gflops": round(max(matmul_rate(cpu, train) for _ in range(3)), 1),
+            "peak_fp32_gflops": round(max(matmul_rate(cpu, None) for _ in range(3)), 1)}
+
+
+def against_peak(run: dict, facts: dict) -> list[tuple[str, float, float, float]]:
+    """(stage, seconds, TFLOP of linear-layer matmuls, share of this machine's matmul peak) per stage:
+    training = steps (forward + backward, 3x) and validation passes; evaluating = the test texts and
+    the train-accuracy pass; general = every probe sentence once, in fp32."""
+    w, t, f = run["work"], run["timings"], facts["flop_per_token"]
+    rows = []
+    n_train = run["train_tokens_once"]
+    stages = {"training (without the live estimate)": (t["training"] - t.get("general_live", 0.0),
+                                                       3 * w["step_tokens"] + w["forward_tokens"] - n_train,
+                                                       facts["peak_train_gflops"]),
+              "evaluating": (t["evaluating"], w["test_tokens"] + n_train, facts["peak_train_gflops"]),
+              "general": (t["general"], facts["general_tokens"], facts["peak_fp32_gflops"])}
+    for name, (seconds, tokens, peak) in stages.items():
+        tflop = tokens * f / 1e12
+        rows.append((name, seconds, tflop, tflop * 1e3 / seconds / peak if seconds else 0.0))
+    return rows
 
 
 def measure(root: Path, repeats: int, extra: list[str]) -> list[dict]:
@@ -100,7 +143,7 @@ def section(before: dict | None, after: dict) -> str:
     lines.append("| general stage's share of the run | " + " | ".join(
         f"{m['general'] / m['total'] * 100:.0f} %" for m in medians) + " |")
     lines.append("| peak memory (GB) | " + " | ".join(
-        str(max((r["peak_rss_gb"] or 0) for r in d["runs"])) for d in sides) + " |")
+        str(max((r["peak_rss_gb"] or 0) for r in d["runs"]) or "–") for d in sides) + " |")
     lines.append("| estimate at the start / real total (s, first repeat) | " + " | ".join(
         f"{d['runs'][0]['estimate_at_start_s']} / {d['runs'][0]['actual_s']}" for d in sides) + " |")
     lines.append("| general change and its paired 95 % interval (points, first repeat) | " + " | ".join(
@@ -110,6 +153,21 @@ def section(before: dict | None, after: dict) -> str:
         f"{d['runs'][0]['in_domain_acc'] * 100:.1f} %" for d in sides) + " |")
     lines.append("| precision of training / of the general benchmark | " + " | ".join(
         f"{d['runs'][0]['precision']} / {(d['runs'][0]['benchmark'] or {}).get('precision')}" for d in sides) + " |")
+    facts = after.get("machine")
+    if facts:
+        lines += ["", f"Against this machine's matmul peak ({after['label']}, first repeat): "
+                  f"{facts['peak_train_gflops']:.0f} GFLOP/s in {facts['train_precision']}, "
+                  f"{facts['peak_fp32_gflops']:.0f} in fp32 (`core.machine.matmul_rate`, one encoder "
+                  f"feed-forward matmul); the encoder's linear layers cost {facts['flop_per_token'] / 1e6:.1f} MFLOP "
+                  f"a token; the general benchmark encodes {facts['general_tokens']:,} tokens.", "",
+                  "| stage | s | TFLOP | share of the peak |", "|---|---|---|---|"]
+        rows = against_peak(after["runs"][0], facts)
+        lines += [f"| {name} | {sec:.1f} | {tf:.2f} | {share * 100:.0f} % |" for name, sec, tf, share in rows]
+        at_peak = sum(tf * 1e3 / (facts["peak_fp32_gflops"] if name == "general" else facts["peak_train_gflops"])
+                      for name, _, tf, _ in rows)
+        lines += ["", f"At 100 % of these peaks the three stages' matmuls alone would take {at_peak:.0f} s: "
+                  "a default run of 20 s on this host needs less work or a cheaper precision for the general "
+                  "benchmark, not only faster code."]
     lines += ["", "Load average (1 min) at start / end: " + "; ".join(
         f"{d['label']} {d['load_avg'][0]:.2f} / {d['load_avg'][1]:.2f}" for d in sides) + ".", "<!-- /kept -->"]
     return "\n".join(lines)
@@ -132,13 +190,19 @@ def main() -> None:
     ap.add_argument("--before", help="an earlier label's JSON, for the before column")
     ap.add_argument("--doc", help="write the kept section of this markdown file")
     ap.add_argument("extra", nargs="*", help="more `core run` flags (default: none, the default run)")
+    ap.add_argument("--doc-only", help="write --doc from this label's JSON again, measuring nothing")
     args = ap.parse_args()
+    if args.doc_only:
+        before = json.loads(Path(args.before).read_text()) if args.before else None
+        write_kept(Path(args.doc), section(before, json.loads(Path(args.doc_only).read_text())))
+        return
     root = Path(args.root).resolve()
     start = os.getloadavg()[0]
     runs = measure(root, args.repeats, args.extra)
+    facts = machine_facts()
     result = {"label": args.label, "commit": commit_of(root), "date": time.strftime("%Y-%m-%d %H:%M"),
               "cpu": cpu_name(), "cores": os.cpu_count(), "bf16": cpu_flags(), "extra": args.extra,
-              "load_avg": [start, os.getloadavg()[0]], "runs": runs}
+              "load_avg": [start, os.getloadavg()[0]], "runs": runs, "machine": facts}
     out = HERE / "docs" / "perf" / f"default_run_{args.label}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     if args.doc:
