@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from perf_doc import commit_of, cpu_name, save
+
 HERE = Path(__file__).resolve().parents[1]
 RUN = ["--task", "r8", "--epochs", "2", "--eval-size", "500", "--general-size", "200", "--strategy", "full",
        "--size", "128", "--seed", "0"]
@@ -73,18 +75,6 @@ def measure(root: Path) -> dict:
     return out
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
-def commit_of(root: Path) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                          text=True).stdout.strip()
-
-
 def section(before: dict | None, after: dict) -> str:
     cols = ([f"before ({before['commit']})"] if before else []) + [f"after ({after['commit']})"]
     lines = ["<!-- kept:busy-neighbour -->", "## Sharing cores: every process that trains, beside a busy one", "",
@@ -107,15 +97,6 @@ def section(before: dict | None, after: dict) -> str:
     return "\n".join(lines)
 
 
-def write_kept(doc: Path, text: str) -> None:
-    old = doc.read_text() if doc.exists() else ""
-    start, end = "<!-- kept:busy-neighbour -->", "<!-- /kept -->"
-    if start in old:
-        head, rest = old.split(start, 1)
-        old = head.rstrip("\n") + "\n" + rest.split(end, 1)[1]
-    doc.write_text(old.rstrip("\n") + "\n\n" + text + "\n")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--label", required=True)
@@ -128,12 +109,7 @@ def main() -> None:
               "cpu": cpu_name(), "cores": os.cpu_count(),
               "load_avg_start": os.getloadavg()[0], "kinds": measure(root)}
     result["load_avg_end"] = os.getloadavg()[0]
-    out = HERE / "docs" / "perf" / f"busy_neighbour_{args.label}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    if args.doc:
-        before = json.loads(Path(args.before).read_text()) if args.before else None
-        write_kept(Path(args.doc), section(before, result))
-    print("wrote", out)
+    save(result, HERE / "docs" / "perf" / f"busy_neighbour_{args.label}.json", args.doc, args.before, section)
 
 
 if __name__ == "__main__":

@@ -23,15 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from perf_doc import commit_of, cpu_name, save, write_kept
+
 HERE = Path(__file__).resolve().parents[1]
 STAGES = ("loading", "tokenizing", "training", "general_live", "evaluating", "general", "total")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def cpu_flags() -> str:
@@ -118,11 +113,6 @@ def median_stages(runs: list[dict]) -> dict:
         "wall": round(statistics.median(r["wall_s"] for r in runs), 2)}
 
 
-def commit_of(root: Path) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                          text=True).stdout.strip()
-
-
 def half_width(change: dict) -> str:
     return f"±{change['ci95'] * 100:.2f}" if change.get("ci95") is not None else "–"
 
@@ -173,15 +163,6 @@ def section(before: dict | None, after: dict) -> str:
     return "\n".join(lines)
 
 
-def write_kept(doc: Path, text: str) -> None:
-    old = doc.read_text() if doc.exists() else ""
-    start, end = "<!-- kept:default-run -->", "<!-- /kept -->"
-    if start in old:
-        head, rest = old.split(start, 1)
-        old = head.rstrip("\n") + "\n" + rest.split(end, 1)[1]
-    doc.write_text(old.rstrip("\n") + "\n\n" + text + "\n")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--label", required=True)
@@ -203,12 +184,7 @@ def main() -> None:
     result = {"label": args.label, "commit": commit_of(root), "date": time.strftime("%Y-%m-%d %H:%M"),
               "cpu": cpu_name(), "cores": os.cpu_count(), "bf16": cpu_flags(), "extra": args.extra,
               "load_avg": [start, os.getloadavg()[0]], "runs": runs, "machine": facts}
-    out = HERE / "docs" / "perf" / f"default_run_{args.label}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    if args.doc:
-        before = json.loads(Path(args.before).read_text()) if args.before else None
-        write_kept(Path(args.doc), section(before, result))
-    print("wrote", out)
+    save(result, HERE / "docs" / "perf" / f"default_run_{args.label}.json", args.doc, args.before, section)
 
 
 if __name__ == "__main__":

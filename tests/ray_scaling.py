@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from perf_doc import write_kept
+
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ["--task", "r8", "--sizes", "64", "--strategies", "full", "--seeds", "0", "1", "2", "3", "--epochs", "2",
          "--max-length", "64", "--eval-size", "500", "--general-size", "200", "--quiet"]
@@ -52,15 +54,6 @@ def section(rows: list[tuple[str, float]], plain: float) -> str:
               "ceil(27 / N) x the slowest run's time plus Ray's start. The GPU time of a run is unmeasured "
               "(no GPU was lent to this session).", "<!-- /kept -->"]
     return "\n".join(lines)
-
-
-def write_kept(doc: Path, text: str) -> None:
-    old = doc.read_text() if doc.exists() else ""
-    start, end = "<!-- kept:ray-scaling -->", "<!-- /kept -->"
-    if start in old:
-        head, rest = old.split(start, 1)
-        old = head.rstrip("\n") + "\n" + rest.split(end, 1)[1]
-    doc.write_text(old.rstrip("\n") + "\n\n" + text + "\n")
 
 
 def main() -> None:
