@@ -81,9 +81,14 @@ bench-app: setup browser
 workshop-load: setup
 	$(BIN)/python tests/workshop_load.py --max-queued 12
 
-# The default run stage by stage, against the committed "before" (docs/PERFORMANCE.md, "The default run").
+# The default run stage by stage against the committed "before", and its start estimate with bf16 and fp32
+# training (docs/PERFORMANCE.md, "The default run", "The time announced at the start"); about 12 min.
 default-run: setup
 	$(BIN)/python tests/default_run.py --label after --before docs/perf/default_run_before.json --doc docs/PERFORMANCE.md
+	$(BIN)/python tests/default_run.py --label fp32_after --repeats 1 -- --precision fp32
+	$(BIN)/python tests/default_run.py --label estimate --doc docs/PERFORMANCE.md --estimate-doc \
+	  docs/perf/default_run_before.json docs/perf/default_run_after.json \
+	  docs/perf/default_run_fp32_before.json docs/perf/default_run_fp32_after.json
 
 # The CLI's run and sweep and a Ray task, alone and beside a busy process (docs/PERFORMANCE.md, "Sharing cores").
 busy-neighbour: setup

@@ -163,6 +163,24 @@ def section(before: dict | None, after: dict) -> str:
     return "\n".join(lines)
 
 
+def estimate_section(paths: list[str]) -> str:
+    """The start-of-run estimate against the real total, for each measurement in `paths` (before and
+    after, bf16 and fp32 training): the kept section "start-estimate"."""
+    lines = ["<!-- kept:start-estimate -->", "## The time announced at the start, against the real total", "",
+             "What `run` announced before its first training step (`estimate.before_training_s`) against its own "
+             "total, first repeat of each `tests/default_run.py` measurement. Training in fp32 on this host "
+             "(`-- --precision fp32`) stands in for a host without bf16: the reference rates are bf16 ones.", "",
+             "| measurement | commit | training precision | announced s | real s | error | rates |",
+             "|---|---|---|---|---|---|---|"]
+    for path in paths:
+        d = json.loads(Path(path).read_text())
+        r = d["runs"][0]
+        error = (r["estimate_at_start_s"] - r["actual_s"]) / r["actual_s"]
+        lines.append(f"| {d['label']} | {d['commit']} | {r['precision']} | {r['estimate_at_start_s']:.1f} | "
+                     f"{r['actual_s']:.1f} | {error * 100:+.0f} % | {r['estimate_rates']} |")
+    return "\n".join(lines + ["<!-- /kept -->"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--label", required=True)
@@ -172,7 +190,12 @@ def main() -> None:
     ap.add_argument("--doc", help="write the kept section of this markdown file")
     ap.add_argument("extra", nargs="*", help="more `core run` flags (default: none, the default run)")
     ap.add_argument("--doc-only", help="write --doc from this label's JSON again, measuring nothing")
+    ap.add_argument("--estimate-doc", nargs="+", metavar="JSON",
+                    help="write --doc's start-estimate section from these measurements, measuring nothing")
     args = ap.parse_args()
+    if args.estimate_doc:
+        write_kept(Path(args.doc), estimate_section(args.estimate_doc))
+        return
     if args.doc_only:
         before = json.loads(Path(args.before).read_text()) if args.before else None
         write_kept(Path(args.doc), section(before, json.loads(Path(args.doc_only).read_text())))
