@@ -71,7 +71,7 @@ def test_stop_during_training(manager):
     job_id = manager.submit(long_run(), owner="s1")
     assert wait_for(lambda: manager.get(job_id).progress.get("stage") == "training"), manager.get(job_id)
     manager.stop(job_id)
-    job = manager.wait(job_id, timeout=15)                      # the loop checks before every step
+    job = manager.wait(job_id, timeout=WAIT_S)                      # the loop checks before every step
     assert job.state == STOPPED and job.result is None and job.error_kind == "RunStopped"
 
 
@@ -90,8 +90,8 @@ def test_release_stops_only_that_owners_jobs(manager):
     assert manager.get(queued).state == STOPPED and manager.get(queued).started_at is None   # dropped unstarted
     assert manager.get(other).state not in FINISHED            # bob's job is still there, next in line
     manager.stop(other)                                        # (only so that the test need not run it)
-    assert manager.wait(running, timeout=15).state == STOPPED
-    assert manager.wait(other, timeout=15).state == STOPPED
+    assert manager.wait(running, timeout=WAIT_S).state == STOPPED
+    assert manager.wait(other, timeout=WAIT_S).state == STOPPED
 
 
 def test_a_stored_configuration_is_done_at_once_without_a_worker(manager, tmp_path):
@@ -120,7 +120,7 @@ def test_a_queued_job_says_when_it_will_start(manager):
     assert manager.wait_estimate(first) is None            # running, not waiting
     for job_id in (first, second):
         manager.stop(job_id)
-    assert manager.wait(first, timeout=30).state == STOPPED
+    assert manager.wait(first, timeout=WAIT_S).state == STOPPED
 
 
 # ---------------------------------------------------------------------------- failing loudly
@@ -161,9 +161,9 @@ def test_a_worker_that_cannot_start_is_reported_once_and_retried_with_back_off(t
     try:
         first = m.submit(quick(71))
         second = m.submit(quick(72))
-        done = m.wait(first, timeout=60)
+        done = m.wait(first, timeout=WAIT_S)
         assert done.state == "failed" and "could not start (exit code 3)" in done.error
-        assert wait_for(lambda: m.start_failures >= 3, timeout=30)         # retried: 1 s, then 2 s, ...
+        assert wait_for(lambda: m.start_failures >= 3, timeout=WAIT_S)         # retried: 1 s, then 2 s, ...
         waited = m.next_start_at - time.time()
         assert 2 < waited <= 8 and m.get(second).state == QUEUED           # backing off, the next job kept
         assert m.log_path.read_text().count("worker could not start") == 1  # said once
@@ -177,7 +177,7 @@ def test_a_run_stored_before_the_kill_is_reported_as_stored(tmp_path):
         job = m.submit(quick(73))
         assert wait_for(lambda: RunStore(tmp_path / "jobs.sqlite").list(all_versions=True))
         m.stop(job)
-        done = m.wait(job, timeout=30)
+        done = m.wait(job, timeout=WAIT_S)
         assert done.state == DONE and done.result is not None and "stored just before" in done.note
     finally:
         m.shutdown()
@@ -206,7 +206,7 @@ def test_a_worker_killed_mid_run_is_a_clear_failure_and_the_store_opens(manager,
     job = manager.submit(long_run().replace(seed=75))
     assert wait_for(lambda: manager.get(job).state == RUNNING and manager.get(job).progress.get("stage") == "training")
     os.kill(manager.worker.process.pid, signal.SIGKILL)
-    done = manager.wait(job, timeout=60)
+    done = manager.wait(job, timeout=WAIT_S)
     assert done.state == "failed" and done.signal == "SIGKILL" and "-9" in done.error
     assert "killed by SIGKILL" in done.error and "out of memory" not in done.error.lower()   # kill -9 is no OOM
     store = RunStore(tmp_path / "jobs.sqlite")
@@ -246,7 +246,7 @@ def test_a_page_being_drawn_postpones_the_warm_worker_but_never_a_submitted_job(
         for _ in range(3):                        # a tab reloaded again and again
             capped.postpone_warmup(600)
             time.sleep(0.2)
-        assert wait_for(lambda: capped.worker is not None, timeout=30)    # postponed, but not for good
+        assert wait_for(lambda: capped.worker is not None, timeout=WAIT_S)    # postponed, but not for good
     finally:
         capped.shutdown()
 
@@ -355,7 +355,7 @@ def test_a_new_owner_goes_before_the_second_run_of_one_already_served(tmp_path):
         newcomer = m.submit(quick(330), owner="z")
         assert m.get(newcomer).position == 1 and [m.get(j).position for j in later] == [2, 3, 4]
         m.stop(first)
-        assert m.wait(first, timeout=30).state == STOPPED
+        assert m.wait(first, timeout=WAIT_S).state == STOPPED
         assert wait_for(lambda: m.get(newcomer).state == RUNNING)      # the newcomer ran next
         for j in later + [newcomer]:
             m.stop(j)
@@ -405,7 +405,7 @@ def test_a_browsers_jobs_are_found_again_and_outlive_their_page(tmp_path):
         assert [j.id for j in m.jobs_of("browser-1")] == mine and [j.id for j in m.jobs_of("browser-2")] == [other]
         assert wait_for(lambda: m.get(mine[0]).state == RUNNING)
         m.stop(mine[0])
-        assert m.wait(mine[0], timeout=30).error == "stopped by the user"    # the reason stays with the job
+        assert m.wait(mine[0], timeout=WAIT_S).error == "stopped by the user"    # the reason stays with the job
         for j in (mine[1], other):
             m.stop(j)
     finally:
@@ -427,7 +427,7 @@ def test_shutdown_says_why_each_run_ended(tmp_path):
 def test_a_worker_ended_by_a_signal_is_named_and_not_called_out_of_memory(tmp_path, target, sig, words):
     m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=target)
     try:
-        done = m.wait(m.submit(quick(380), owner="a"), timeout=60)
+        done = m.wait(m.submit(quick(380), owner="a"), timeout=WAIT_S)
         assert done.state == "failed" and done.error_kind == "WorkerKilled" and done.signal == sig
         assert words in done.error and "out of memory" not in done.error.lower()
     finally:
@@ -443,7 +443,7 @@ def test_a_sigkill_is_out_of_memory_only_when_the_kernels_oom_count_went_up(tmp_
     monkeypatch.setattr(core.jobs, "oom_kills", lambda: {"cgroup": next(counts)})
     m = JobManager(store_path=tmp_path / "jobs.sqlite", warm=False, worker_target=_sigkill_self)
     try:
-        done = m.wait(m.submit(quick(381), owner="a"), timeout=60)
+        done = m.wait(m.submit(quick(381), owner="a"), timeout=WAIT_S)
         assert done.error_kind == "OutOfMemoryError" and done.signal == "SIGKILL"
         assert done.error.startswith("out of memory") and "went from 5 to 6" in done.error
     finally:

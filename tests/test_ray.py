@@ -61,12 +61,13 @@ def test_a_local_two_worker_sweep_fills_the_store_survives_ctrl_c_and_resumes(tm
 
 
 def test_an_unreachable_cluster_is_a_clear_error_at_once(tmp_path):
-    t = time.time()
     proc = subprocess.run([sys.executable, "-m", "core", "--store", str(tmp_path / "r.sqlite"), *SWEEP[2:],
                            "--ray", "127.0.0.1:1"], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    # the lab's own check answers (Ray's own retries would take minutes and end in another message);
+    # the 120 s above is only a ceiling, so that a hang fails instead of blocking the suite
     assert proc.returncode == 2 and "cannot reach a Ray cluster at 127.0.0.1:1" in proc.stderr
-    assert time.time() - t < 60                              # not Ray's own minutes of retries
+    assert "is its head running" in proc.stderr
 
 
 # ---------------------------------------------------------------------------- the app's dispatcher
