@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import cache_dir
+from .paths import cache_dir
 from .data import GENERAL_TASKS, SPLIT_SEED, found_elsewhere, load_task
 from .stats import pack, unpack
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import statistics
 import sys
@@ -17,8 +16,13 @@ from .config import FIELD_TYPES, ConfigError, RunConfig, parse_field
 from .fmt import pct_value, pts
 from .sweeps import parse_grid, sweep_configs
 from .uploads import display_name
-from .data import GENERAL_NAMES, DataError
-from .models import ModelError
+from .data import GENERAL_NAMES, TASKS
+from .model_registry import MODELS
+from .strategies import KNOBS, STRATEGIES
+from .stats import verdict
+from .plan import plan
+from .store import RunStore, to_csv, to_json
+from .errors import DataError, ModelError, RunError, RunStopped
 
 def _parse_size(text: str):
     return parse_field("size", text)
@@ -37,8 +41,6 @@ SETUP_HELP = {   # the run's setup; strategy knobs explain themselves (core/stra
 
 
 def flag_help(name: str) -> str:
-    from .strategies import KNOBS, STRATEGIES
-
     default = getattr(RunConfig(), name)
     knob = KNOBS.get(name)
     if knob is None:
@@ -78,8 +80,6 @@ def fmt_pct(x):
 
 
 def result_table(r) -> str:
-    from .stats import verdict
-
     g, p, change = r.general, r.pretrained_general, r.general_change()
     inside = r.in_domain_interval()
     lines = [
@@ -150,9 +150,6 @@ def cmd_run(args, store):
 
 
 def cmd_list(args, store):
-    from .data import TASKS
-    from .models import MODELS
-    from .strategies import STRATEGIES
 
     if args.json:
         print(json.dumps({"models": {k: v.title for k, v in MODELS.items()},
@@ -203,8 +200,6 @@ def cmd_delete(args, store):
 
 
 def cmd_export(args, store):
-    from .store import to_csv, to_json
-
     results = store.list(task=args.task, strategy=args.strategy, all_versions=args.all_versions)
     text = to_csv(results) if args.format == "csv" else to_json(results)
     if args.out:
@@ -286,8 +281,6 @@ def timing_summary(results) -> str:
     own measured stage timings, kept with each result; a cached run's are those of its first run),
     and what the live per-epoch general estimate cost (0 for a one-epoch run: its only point is the
     general benchmark's). '' if no run trained the encoder."""
-    from .strategies import STRATEGIES
-
     trained = [r for r in results if STRATEGIES[r.strategy].trains_encoder and "general_live" in r.timings]
     if not trained:
         return ""
@@ -360,7 +353,7 @@ def cmd_sweep(args, store):
     grid = parse_grid(args.grid)
     configs = sweep_configs(base, args.sizes, strategies, args.seeds, grid)
     for _, c in configs:
-        c.resolved()   # fail on a bad value before hours of training, not after
+        plan(c)        # fail on a bad value (or a size the task lacks) before hours of training, not after
     labelled, t0 = [], time.time()
     if args.ray is not None:
         labelled = sweep_on_ray(configs, store, args, grid)
@@ -511,9 +504,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .store import RunStore
-    from .errors import RunError, RunStopped
-
     args = build_parser().parse_args(argv)
     try:
         store = RunStore(args.store) if args.store else RunStore()

@@ -1,4 +1,4 @@
-"""RunConfig: the single description of a run, and where the lab keeps its files.
+"""RunConfig: the single description of a run.
 
 Every knob a user can turn is a plain field here. A field left at None takes the
 strategy's default when the config is resolved; fields a strategy does not use are
@@ -9,43 +9,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, fields
 
 
 from .errors import ConfigError  # noqa: F401  (re-exported: core.config.ConfigError)
-
-
-def lab_home() -> Path:
-    """Where the run store and caches live: $FTLAB_HOME, else the user's data directory."""
-    env = os.environ.get("FTLAB_HOME")
-    if env:
-        path = Path(env).expanduser()
-    else:
-        from platformdirs import user_data_dir
-
-        path = Path(user_data_dir("finetune-lab", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file whole or not at all: a crash mid-write, or two processes writing at once, leave
-    one complete file (the old one or the new one), never a half-written copy."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    if isinstance(data, str):
-        tmp.write_text(data)
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def cache_dir() -> Path:
-    path = lab_home() / "cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from .strategies import get_strategy, KNOBS
+from .benchmark import settings
 
 
 @dataclass
@@ -111,8 +80,6 @@ class RunConfig:
 
     def resolved(self) -> "RunConfig":
         """Fill strategy defaults, clear fields the strategy ignores, and validate."""
-        from .strategies import get_strategy
-
         try:
             strat = get_strategy(self.strategy)
         except ValueError as err:
@@ -130,8 +97,6 @@ class RunConfig:
 
     def validate(self) -> None:
         """The run's setup here; every strategy knob by the range its strategy module declares."""
-        from .strategies import KNOBS
-
         def need(ok: bool, msg: str):
             if not ok:
                 raise ConfigError(msg)
@@ -154,8 +119,6 @@ class RunConfig:
 
     def key(self, model_identity: str, data_identity: str) -> str:
         """Stable hash of the whole resolved config plus what the model and data really are."""
-        from .benchmark import settings
-
         payload = {"config": self.to_dict(), "model": model_identity, "data": data_identity, "v": RESULT_VERSION,
                    "benchmark": settings()}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -185,8 +148,6 @@ COMPARABLE_SINCE = 6
 
 def strategy_fields() -> set[str]:
     """Fields that only some strategies read (their knobs); resolved() clears the others."""
-    from .strategies import KNOBS
-
     return set(KNOBS)
 
 

@@ -21,7 +21,9 @@ from typing import Callable
 import numpy as np
 
 
+from . import stats, uploads
 from .errors import DataError  # noqa: F401  (re-exported)
+from .paths import atomic_write, cache_dir
 
 
 SPLIT_SEED = 1234        # fixed: the test and validation sets never change with the run's seed
@@ -233,17 +235,15 @@ def load_rotten_tomatoes():
 def load_csv(path: str):
     """Your own data: a table file (CSV, TSV, JSON Lines or Parquet; core.uploads reads it) with
     columns text and label, and optionally split (train/test)."""
-    from .uploads import frame_rows, read_table
-
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"no such file: {p}")
-    table = read_table(p.read_bytes(), p.name if p.suffix else p.name + ".csv")
+    table = uploads.read_table(p.read_bytes(), p.name if p.suffix else p.name + ".csv")
     missing = {"text", "label"} - set(table.columns)
     if missing:
         raise DataError(f"{p.name} needs columns 'text' and 'label' (missing: {', '.join(sorted(missing))}; "
                         f"found: {', '.join(map(str, table.columns))})")
-    return frame_rows(table, "text", "label", "split" if "split" in table.columns else None, p.name)
+    return uploads.frame_rows(table, "text", "label", "split" if "split" in table.columns else None, p.name)
 
 
 def load_hub(dataset_id: str):
@@ -347,8 +347,6 @@ def fingerprints(name: str) -> np.ndarray:
     """A 64-bit hash of each normalised text of a registered task, train then validation then test
     (0 for a text with nothing left). Kept on disk by the texts' identity: normalising every task
     took about 3.5 s, and every run's general benchmark needs them (found_elsewhere)."""
-    from .config import atomic_write, cache_dir
-
     task = load_task(name)
     path = cache_dir() / "fingerprints" / f"{task.identity()}.npy"
     try:
@@ -451,7 +449,6 @@ def _cached_build(spec: "TaskSpec") -> Task:
     worker's run) would pay it. A damaged or stale copy is rebuilt."""
     import json
 
-    from .config import atomic_write, cache_dir
 
     raw = spec.load()
     h = hashlib.sha256(f"{BUILD_VERSION}|{SPLIT_SEED}|{VALIDATION_SIZE}|{VALIDATION_FRACTION}|{spec.name}".encode())
@@ -484,9 +481,7 @@ def load_task(name: str) -> Task:
         return _build(name, Path(path).name, "your data", f"Your CSV file {path}", path, "yours",
                       load_csv(path), False)
     if name.startswith("upload:"):
-        from .uploads import load_upload
-
-        spec, raw, dropped = load_upload(name)
+        spec, raw, dropped = uploads.load_upload(name)
         shown = spec.get("name") or name              # an old record may lack the file's name
         task = _build(name, shown, "your data", f"Your uploaded file {shown} (text column "
                       f"'{spec['text']}', label column '{spec['label']}')", "uploaded to this lab", "yours", raw, False)
@@ -505,10 +500,8 @@ def sample_train(task: Task, size: int | None, seed: int) -> np.ndarray:
     available = len(task.train_texts)
     if size is None or size == available:
         return np.arange(available)
-    if size < 1:
-        raise DataError(f"size must be at least 1 (got {size})")
-    if size > available:
-        raise DataError(f"task '{task.name}' has {available} training examples; size {size} is more than that")
+    if not 1 <= size <= available:    # core.plan refuses such a run with the reason, before any sampling
+        raise ValueError(f"sample_train: size {size} is outside 1..{available}")
     if size < task.num_labels:
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(available, size=size, replace=False))
@@ -556,11 +549,28 @@ def log_sizes(task: Task, smallest: int = 16) -> list[int]:
     return sizes + [n]
 
 
+# ---------------------------------------------------------------------------- every row accounted for
+RARE = 5              # a class with fewer training examples than this can hardly be learned
+
+
+def row_accounting(table, text: str, label: str, split: str | None = None) -> dict:
+    """Every row of the file to the task's splits, built as load_task builds it: {"rows", "dropped":
+    {reason: rows} (only reasons that dropped any), "train", "validation", "test", "test_from",
+    "classes", "rare": classes with fewer than RARE training examples}. rows == sum(dropped) + train +
+    validation + test. A DataError where the columns cannot make a task (check_columns says why)."""
+    raw, dropped = uploads.framed(table, text, label, split)
+    task = _build("upload:preview", "preview", "your data", "", "", "", raw, False)
+    per_class = np.bincount(task.train_labels, minlength=task.num_labels)
+    return {"rows": len(table), "dropped": {k: v for k, v in {**dropped, **task.dropped}.items() if v},
+            "train": len(task.train_texts), "validation": len(task.val_texts), "test": len(task.test_texts),
+            "test_from": f"the '{split}' column" if raw[2] is not None else "a seeded 20 % of the rows",
+            "classes": task.num_labels, "rare": int((per_class < RARE).sum())}
+
+
+
 def thin_classes(name: str, size: int | None, seed: int = 0) -> dict:
     """core.stats.thin_classes of the training sample a run of `name` at `size` (and `seed`) draws:
     the same stratified sample sample_train gives the run. A DataError propagates."""
-    from .stats import thin_classes as count
-
     task = load_task(name)
     idx = sample_train(task, size, seed)
-    return count(task.train_labels[idx], task.num_labels)
+    return stats.thin_classes(task.train_labels[idx], task.num_labels)

@@ -19,6 +19,10 @@ import hashlib
 import json
 import statistics
 from dataclasses import asdict, dataclass, field
+from .model_registry import model_path
+from .paths import atomic_write, cache_dir
+from .errors import ConfigError
+from .strategies import get_strategy
 
 STAGES = ("loading", "tokenizing", "training", "evaluating", "general")
 GENERAL_TASK_COUNT = 4          # core.benchmark.GENERAL_TASKS
@@ -231,7 +235,6 @@ def mean_tokens(model: str, sample: tuple, max_length: int) -> float:
 def _tokenizer_file(model: str):
     from pathlib import Path
 
-    from .model_registry import model_path
 
     try:
         path = Path(model_path(model)) / "tokenizer.json"
@@ -264,8 +267,6 @@ def _mean_tokens(model: str, sample: tuple, max_length: int) -> float:
 
 
 def _mean_tokens_file():
-    from .config import cache_dir
-
     return cache_dir() / "mean_tokens.json"
 
 
@@ -278,8 +279,6 @@ def _read_mean_tokens() -> dict:
 
 
 def _write_mean_tokens(known: dict) -> None:
-    from .config import atomic_write
-
     try:
         atomic_write(_mean_tokens_file(), json.dumps(known))   # two servers writing at once: one whole file
     except OSError:
@@ -292,9 +291,6 @@ def estimate_config(cfg, info: dict, rates: Rates = DEFAULT_RATES, rescoring: bo
     sample of its texts (n_train, n_val, n_test, sample). None when the config cannot run.
     `rescoring`: its fine-tuned weights are kept (core.weights), so it only evaluates, once.
     `cached_features`: a frozen-feature run's rows already on disk: True for all, or cached_rows' set."""
-    from .errors import ConfigError
-    from .strategies import get_strategy
-
     try:
         cfg = cfg.resolved()
     except ConfigError:
@@ -417,8 +413,6 @@ def features_cached(cfg, stored: list) -> bool:
 
 
 def _trains(strategy: str | None) -> bool:
-    from .strategies import get_strategy
-
     try:
         return get_strategy(strategy or "full").trains_encoder
     except Exception:     # noqa: BLE001 - an unknown strategy in an old record

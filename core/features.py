@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import cache_dir
+from .paths import cache_dir
 from .models import autocast, eval_batch_size, only_bottom_layers, pool
+from .errors import RunStopped
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[np.ndarray]:
@@ -83,7 +83,6 @@ def encode(encoder, token_ids: list[np.ndarray], pad_id: int, device: torch.devi
         with only_bottom_layers(encoder, layer):
             for idx in length_grouped_batches(lengths, batch_size, None):
                 if should_stop is not None and should_stop():
-                    from .errors import RunStopped
                     raise RunStopped()
                 ids, mask = collate(token_ids, idx, pad_id, device)
                 with autocast(device, dtype):

@@ -38,6 +38,11 @@ from pathlib import Path
 from .config import RunConfig
 from .errors import QueueFull
 from .estimate import RunEstimate
+from .paths import lab_home
+from .benchmark import probe_sets
+from .plan import plan
+from .store import RunStore, stored_result
+from .result import RunResult
 
 QUEUED, STARTING, RUNNING, DONE, FAILED, STOPPED = "queued", "starting", "running", "done", "failed", "stopped"
 FINISHED = (DONE, FAILED, STOPPED)
@@ -93,8 +98,6 @@ def _minutes(seconds: float) -> str:
 
 
 def _log_path(store_path) -> Path:
-    from .config import lab_home
-
     return (Path(store_path).parent if store_path else lab_home()) / "logs" / LOG_NAME
 
 
@@ -192,9 +195,7 @@ def _worker_main(conn, stop_event, store_path, model_name):
     """Worker process: load the model, wait for one job, run it, report, exit."""
     _send_stderr_to(_log_path(store_path))
     try:
-        from .benchmark import probe_sets
         from .models import load_base
-        from .store import RunStore
         from .training import run
 
         try:
@@ -321,7 +322,7 @@ class JobManager:
         without the worker, and count for nothing."""
         estimates = list(estimates) if estimates is not None else [None] * len(configs)
         for config in configs:
-            config.resolved()
+            plan(config)                 # every check: a run that cannot go is refused here, with the reason
         stored = [self._stored(c) for c in configs]
         with self.lock:
             waiting = sum(1 for j in self.queue if self.jobs[j].owner == owner)
@@ -358,8 +359,6 @@ class JobManager:
 
     def _stored(self, config: RunConfig):
         """The stored result of this configuration, if any (the same key as core.training.run's)."""
-        from .store import RunStore, stored_result
-
         try:
             return stored_result(RunStore(self.store_path) if self.store_path else RunStore(), config)
         except Exception:                     # noqa: BLE001 - unknown task, model missing...: the run says why
@@ -637,8 +636,6 @@ class JobManager:
                       f"{job.config.to_dict()}\n{outcome.get('traceback') or '(no traceback: the process died)'}")
         with self.lock:
             if outcome["type"] == "result":
-                from .result import RunResult
-
                 job.result = RunResult.from_dict(outcome["result"])
                 job.progress = {**job.progress, "fraction": 1.0, "message": "done"}
                 self._finish(job, DONE)

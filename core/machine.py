@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from .config import atomic_write, cache_dir
+from .paths import atomic_write, cache_dir
 from .models import autocast
 
 FILE = "machine_speed.json"

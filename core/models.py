@@ -9,10 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
-import importlib.util
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -199,20 +196,3 @@ def fresh_encoder(model: str = DEFAULT_MODEL):
     encoder = copy.deepcopy(base)
     encoder.requires_grad_(True)   # the shared base may carry a frozen flag from an earlier run
     return tokenizer, encoder
-
-
-def trainable_params(cfg, num_labels: int) -> tuple[int, int]:
-    """(trainable, total) parameters a strategy would train, counted on a CPU copy without training.
-
-    Built exactly as a run builds its classifier, so the number matches RunResult.trainable_params.
-    """
-    from .strategies import get_strategy   # strategies import this module: import late
-
-    cfg = cfg.resolved()
-    _, base = load_base(cfg.model)
-    encoder = copy.deepcopy(base)           # adapt() freezes or wraps: never touch the shared base
-    encoder.requires_grad_(True)
-    model = EncoderClassifier(encoder, num_labels, cfg.feature_layer, cfg.pooling, cfg.dropout or 0.0)
-    total = count_params(model, trainable_only=False)
-    get_strategy(cfg.strategy).adapt(model, cfg)
-    return count_params(model), total

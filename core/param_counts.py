@@ -2,7 +2,7 @@
 
 Counting needs torch and the model (seconds on a fresh process). The page asks `get()` and shows
 "counting" until a background thread has had the classifier built exactly as a run would
-(core.models.trainable_params) and written the count to $FTLAB_HOME/cache/param_counts.json, so
+(core.training.trainable_params) and written the count to $FTLAB_HOME/cache/param_counts.json, so
 a later server start has every count it saw before at once. The building happens in a child
 process at the lowest CPU priority: torch imported in a thread of the server held the server's
 lock on Python for seconds (a second tab's first page took about 1 s longer) and kept torch's
@@ -19,7 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from .config import RunConfig, cache_dir
+from .config import RunConfig
+from .paths import atomic_write, cache_dir
 from .model_registry import model_identity
 
 COUNTED_FIELDS = ("model", "strategy", "freeze_layers", "lora_r", "lora_targets", "feature_layer")
@@ -117,8 +118,6 @@ class ParamCounter:
                         self.errors[key] = error
 
     def _write(self) -> None:
-        from .config import atomic_write
-
         atomic_write(self.path, json.dumps(self.known))    # a crash leaves the old file
 
 
@@ -185,7 +184,7 @@ def _main() -> None:
     except OSError:
         pass
     _die_with_parent()
-    from .models import trainable_params
+    from .training import trainable_params   # torch: in this child only, never in the server
 
     for key, cfg, num_labels in json.loads(sys.stdin.read()):
         try:

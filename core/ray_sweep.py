@@ -31,6 +31,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .errors import ConfigError, RunError, RunStopped
+from .plan import plan
+from .result import RunResult
+from .store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECT_TIMEOUT_S = 3.0
@@ -89,10 +92,7 @@ def run_sweep(labelled, store, address: str | None = None, workers: int = 2, cpu
     and call on_result(label, result, done, total). Returns [(label, result)] in the sweep's order.
     Ctrl-C, or `stop_event` set, cancels the runs still out (RunStopped for the latter); every
     finished one is already stored. `keep_ray`: leave a local Ray up for the next sweep (the app)."""
-    from .result import RunResult
-    from .training import resolve
-
-    keyed = [(label, cfg, resolve(cfg)[4]) for label, cfg in labelled]
+    keyed = [(label, cfg, plan(cfg).key) for label, cfg in labelled]
     results = {key: store.get(key) for _, _, key in keyed}
     for r in results.values():
         if r is not None:
@@ -206,10 +206,8 @@ class RayDispatcher:
 
     def submit(self, configs: list, owner: str = "", title: str = "") -> str:
         """Queue `configs` (RunConfig) as one sweep; a bad value raises ConfigError here, at once."""
-        from .training import resolve
-
         for cfg in configs:
-            resolve(cfg)
+            plan(cfg)
         sweep = Sweep(id=f"sweep-{next(self.ids)}", title=title or f"{len(configs)} runs", owner=owner,
                       total=len(configs))
         with self.lock:
@@ -256,8 +254,6 @@ class RayDispatcher:
         threading.Event().wait()      # never returns: this thread keeps the local Ray alive
 
     def _run(self, sweep: Sweep, labelled) -> None:
-        from .store import RunStore
-
         def landed(label, result, done, total):
             sweep.landed.append((label, result))
 

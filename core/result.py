@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from .stats import accuracy_interval, general_change, general_interval, vs_majority
+from . import config as _config   # its versions read at each call: a test may change the measurement's
 
 
 UNEVEN_F1 = 0.10      # 10 points: wider than the two figures' noise on a few hundred test texts
@@ -68,22 +70,16 @@ class RunResult:
     def general_change(self) -> dict | None:
         """The general score's change with its paired standard error (core.stats.general_change);
         None for results stored before per-sentence outcomes were kept."""
-        from .stats import general_change
-
         return general_change(self.general, self.pretrained_general)
 
     def in_domain_interval(self) -> dict:
         """The in-domain accuracy with its 95 % interval over the run's test texts (core.stats)."""
-        from .stats import accuracy_interval
-
         return accuracy_interval(self.in_domain_acc, self.n_eval)
 
     def intervals(self) -> dict:
         """What the cards show beyond the raw bits: the in-domain accuracy's 95 % interval, the general
         change's paired interval and its verdict (None for a result stored without per-sentence outcomes),
         and whether the encoder was trained at all (no overfitting gap to read when it was not)."""
-        from .stats import general_interval
-
         return {"in_domain": self.in_domain_interval(), "general_change": general_interval(self.general_change()),
                 "vs_majority": self.vs_majority() or {"change": self.in_domain_acc - self.majority_acc},
                 "trained": self.trained}
@@ -103,8 +99,6 @@ class RunResult:
     def vs_majority(self) -> dict | None:
         """The in-domain change against always answering the commonest label, paired over the same test
         texts, with its interval and verdict (core.stats.vs_majority); None without a confusion matrix."""
-        from .stats import vs_majority
-
         return vs_majority(self.confusion, self.majority_acc)
 
     def beats_majority(self) -> bool:
@@ -146,9 +140,7 @@ class RunResult:
     @property
     def current(self) -> bool:
         """Measured the way this code measures (core.config.COMPARABLE_SINCE): comparable with a run made now."""
-        from .config import COMPARABLE_SINCE
-
-        return (self.result_version or 0) >= COMPARABLE_SINCE
+        return (self.result_version or 0) >= _config.COMPARABLE_SINCE
 
     def summary(self) -> dict:
         """The flat row shown in tables and exported to CSV."""
@@ -187,9 +179,7 @@ def iso_time(seconds: float | None, timespec: str = "seconds") -> str | None:
 
 
 def _result_version() -> int:
-    from .config import RESULT_VERSION
-
-    return RESULT_VERSION
+    return _config.RESULT_VERSION
 
 
 def per_class(y_true, y_pred, names) -> list[dict]:

@@ -13,8 +13,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .config import lab_home
+from .paths import lab_home
 from .result import RunResult
+from .plan import plan
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -128,12 +129,8 @@ def to_json(results: list[RunResult]) -> str:
 
 
 def stored_result(store: RunStore, config) -> RunResult | None:
-    """The stored result of `config`, under the same key core.training.run computes, or None."""
-    from .data import load_task
-    from .model_registry import model_identity
-
-    cfg = config.resolved()
-    hit = store.get(cfg.key(model_identity(cfg.model), load_task(cfg.task).identity()))
+    """The stored result of `config` (under its plan's key, as core.training.run stores it), or None."""
+    hit = store.get(plan(config).key)
     if hit is not None:
         hit.cached = True
     return hit

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 
 from .config import FIELD_TYPES, ConfigError, RunConfig, parse_field
+from .strategies import canonical_name
 
 
 def parse_grid(items: list[str]) -> dict:
@@ -44,8 +45,6 @@ def parse_arm(text: str) -> tuple[str, dict]:
 
 def sweep_configs(base: RunConfig, sizes, strategies, seeds, grid: dict) -> list[tuple[str, RunConfig]]:
     """(arm label, config) for every strategy arm x size x grid combination x seed."""
-    from .strategies import canonical_name
-
     names = list(grid)
     configs = []
     for arm, size, combo, seed in itertools.product(strategies, sizes, itertools.product(*grid.values()), seeds):

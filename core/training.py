@@ -13,7 +13,7 @@ import gc
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
@@ -22,15 +22,16 @@ from torch import nn
 
 from .benchmark import GeneralBenchmark
 from .config import RunConfig
-from .data import GENERAL_NAMES, curve_subset, eval_subset, held_out, load_task, sample_train
+from .data import GENERAL_NAMES, curve_subset, eval_subset, held_out, sample_train
 from .errors import ConfigError, DataError, ModelError, RunError, RunStopped  # noqa: F401  (re-exported)
 from .estimate import STAGES, Clock, Work, for_machine, predict as predict_stages, rates_from, step_seconds
 from .features import (FeatureCache, collate, corpus_identity, encode, length_grouped_batches, padding_fraction,
                        tokenize)
 from .kernels import attention_as, cpu_kernels, keep_freed_memory
 from .machine import speed as machine_speed
+from .plan import RunPlan, check_fits, plan
 from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, eval_batch_size,
-                     fresh_encoder, load_base, model_identity, num_layers, pick_device)
+                     fresh_encoder, load_base, num_layers, pick_device)
 from .result import RunResult, confusion, per_class
 from .stats import pack
 from .strategies import get_strategy
@@ -327,29 +328,13 @@ class Sample:
     tok_test: list
 
 
-def resolve(config: RunConfig):
-    """The config with its strategy's defaults, the task, and the run's store key."""
-    try:
-        cfg = config.resolved()
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    task = load_task(cfg.task)
-    if cfg.size is not None and cfg.size > len(task.train_texts):
-        raise DataError(f"task '{task.name}' has {len(task.train_texts)} training examples; "
-                        f"size {cfg.size} is more than that")
-    model_id = model_identity(cfg.model)
-    return cfg, get_strategy(cfg.strategy), task, model_id, cfg.key(model_id, task.identity())
-
-
-def load(cfg: RunConfig, model_id: str) -> Loaded:
+def load(p: RunPlan) -> Loaded:
+    cfg, model_id = p.config, p.model_id
     tokenizer, base = load_base(cfg.model)
     device = pick_device(cfg.device)
     dtype = autocast_dtype(device, cfg.precision)
-    n_layers = num_layers(base)
-    if cfg.feature_layer is not None and not 1 <= cfg.feature_layer <= n_layers:
-        raise ConfigError(f"feature layer must be between 1 and {n_layers} for this model (got {cfg.feature_layer})")
-    if cfg.freeze_layers and cfg.freeze_layers > n_layers:
-        raise ConfigError(f"this model has {n_layers} layers; cannot freeze {cfg.freeze_layers}")
+    if p.layers is None:          # a model without a config.json the plan could read: checked once loaded
+        check_fits(cfg, len(p.task.train_texts), num_layers(base))
     base.to(device)   # the cached base model lives on the CPU between runs
     if device.type == "cpu":
         keep_freed_memory()
@@ -386,6 +371,19 @@ def adapt(cfg: RunConfig, strategy, task, env: Loaded):
     groups = strategy.adapt(model, cfg)
     model.to(env.device)
     return model, groups, total
+
+
+def trainable_params(cfg, num_labels: int) -> tuple[int, int]:
+    """(trainable, total) parameters a strategy would train, counted on a CPU copy without training.
+
+    Built exactly as a run builds its classifier, so the number matches RunResult.trainable_params.
+    """
+    cfg = cfg.resolved()
+    encoder = fresh_encoder(cfg.model)[1]   # adapt() freezes or wraps: never touch the shared base
+    model = EncoderClassifier(encoder, num_labels, cfg.feature_layer, cfg.pooling, cfg.dropout or 0.0)
+    total = count_params(model, trainable_only=False)
+    get_strategy(cfg.strategy).adapt(model, cfg)
+    return count_params(model), total
 
 
 def train_phase(cfg, phase: str, epochs: int, forward, model, groups, env: Loaded, report, should_stop,
@@ -494,16 +492,17 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     timings = {}
     t = time.perf_counter()
     report("loading", 0, 1, "checking the configuration", force=True)
-    cfg, strategy, task, model_id, key = resolve(config)
+    p = plan(config)
+    cfg, strategy, task = p.config, p.strategy, p.task
     if store is not None:
-        hit = store.get(key)
+        hit = store.get(p.key)
         if hit is not None:
             hit.cached = True
             report("general", 1, 1, "answered from the run store", force=True)
             return hit
 
     report("loading", 0.5, 1, f"loading {cfg.model}", force=True)
-    env = load(cfg, model_id)
+    env = load(p)
     timings["loading"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -518,7 +517,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     # A strategy with a finish step keeps its fine-tuned weights: a run that differs only in the finish
     # strength (or the evaluation sizes) re-scores them instead of training again.
     weights = WeightStore.beside(store) if strategy.finish else None
-    train_key = cfg.training_key(model_id, task.identity()) if weights else None
+    train_key = p.training_key if weights else None
     kept = weights.load(train_key) if weights else None
     if kept is not None:
         points, head_epochs, groups = [strategy.strength(cfg)], 0, []
@@ -618,7 +617,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     timings["total"] = time.perf_counter() - report.t0
     estimate = {**report.estimate, "actual_s": round(timings["total"], 2)}
     result = RunResult(
-        key=key, config=cfg.to_dict(), task=cfg.task, strategy=cfg.strategy, size=len(sample.train_idx),
+        key=p.key, config=cfg.to_dict(), task=cfg.task, strategy=cfg.strategy, size=len(sample.train_idx),
         seed=cfg.seed, in_domain_acc=acc, in_domain_f1=f1, train_acc=_metrics(y_train, train_pred)[0],
         general=general.to_dict(), pretrained_general=pretrained.to_dict(), curves=report.curves, timings=timings,
         device=str(env.device), precision="bf16" if env.dtype == torch.bfloat16 else "fp32",

@@ -3,7 +3,7 @@
     table = read_table(data, "reviews.csv")        # CSV, TSV, JSON Lines or Parquet -> DataFrame
     guess_columns(table)                            # {"text": "review", "label": "stars", "split": None}
     problems = check_columns(table, "review", "stars")   # [] when it can become a task
-    rows_text(row_accounting(table, "review", "stars"))  # every row of the file to train/validation/test
+    rows_text(data.row_accounting(table, "review", "stars"))  # every row of the file to the splits
     name = save_upload(data, "reviews.csv", "review", "stars")   # -> "upload:3fa9c1d2e4b5f607"
     load_task(name)                                 # a Task like the shipped ones (core.data)
     display_name(name)                              # -> "reviews.csv" (what pages and the CLI show)
@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .config import atomic_write
+from .paths import atomic_write, lab_home
 from .errors import DataError
 
 MAX_BYTES = 50 * 1024 * 1024      # the app's upload limit (.streamlit/config.toml says the same)
@@ -35,8 +35,6 @@ SPLITS = ("train", "test")
 
 
 def uploads_dir() -> Path:
-    from .config import lab_home
-
     path = lab_home() / "uploads"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -212,28 +210,6 @@ def guess_columns(table) -> dict:
     else:                                           # nothing fits: another column, and check_columns says why
         label = next((c for c in rest if c != text), text)
     return {"text": text, "label": label, "split": split}
-
-
-# ---------------------------------------------------------------------------- every row accounted for
-RARE = 5              # a class with fewer training examples than this can hardly be learned
-
-
-def row_accounting(table, text: str, label: str, split: str | None = None) -> dict:
-    """Every row of the file to the task's splits, built as load_task builds it: {"rows", "dropped":
-    {reason: rows} (only reasons that dropped any), "train", "validation", "test", "test_from",
-    "classes", "rare": classes with fewer than RARE training examples}. rows == sum(dropped) + train +
-    validation + test. A DataError where the columns cannot make a task (check_columns says why)."""
-    from .data import _build
-
-    raw, dropped = framed(table, text, label, split)
-    task = _build("upload:preview", "preview", "your data", "", "", "", raw, False)
-    import numpy as np
-
-    per_class = np.bincount(task.train_labels, minlength=task.num_labels)
-    return {"rows": len(table), "dropped": {k: v for k, v in {**dropped, **task.dropped}.items() if v},
-            "train": len(task.train_texts), "validation": len(task.val_texts), "test": len(task.test_texts),
-            "test_from": f"the '{split}' column" if raw[2] is not None else "a seeded 20 % of the rows",
-            "classes": task.num_labels, "rare": int((per_class < RARE).sum())}
 
 
 def rows_text(card: dict) -> str:

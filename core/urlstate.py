@@ -15,29 +15,27 @@ from dataclasses import fields
 from typing import Mapping
 
 from .config import FIELD_TYPES, ConfigError, RunConfig, format_field, parse_field
+from .data import TASKS
+from .model_registry import MODELS
+from .plan import plan
+from .uploads import known_uploads
 
 EXTRA_MODELS_ENV = "FTLAB_MODELS"    # comma-separated local folders or hub ids the server offers
 
 
 def offered_models() -> list[str]:
     """The models a page may use: the registry's, then the server's own list (FTLAB_MODELS)."""
-    from .model_registry import MODELS
-
     extra = [m.strip() for m in os.environ.get(EXTRA_MODELS_ENV, "").split(",") if m.strip()]
     return list(MODELS) + [m for m in extra if m not in MODELS]
 
 
 def shipped_tasks() -> list[str]:
-    from .data import TASKS
-
     return [name for name, spec in TASKS.items() if not spec.general]
 
 
 def linkable_tasks() -> list[str]:
     """What a link's task may name: the shipped tasks, and data uploaded to this server by its
     hash (core.uploads); never a path or a hub id."""
-    from .uploads import known_uploads
-
     return shipped_tasks() + known_uploads()
 
 
@@ -52,32 +50,6 @@ def config_to_query(cfg: RunConfig) -> dict[str, str]:
         if value != getattr(default, f.name):
             out[f.name] = format_field(f.name, value)
     return out
-
-
-def check_fits(cfg: RunConfig, any_strategy: bool = False) -> None:
-    """ConfigError if `cfg` asks for more than its task and model have (size, layers, LoRA targets).
-    Only the fields its strategy uses, unless `any_strategy`: then every field as written, also those
-    this strategy ignores, each in its own range too (a link's value must fit whichever strategy is
-    picked later: `strategy=lora&freeze_layers=40` would otherwise block Run once full is picked)."""
-    from .data import load_task
-    from .model_registry import model_layers
-    from .strategies.lora import TARGETS
-
-    resolved = cfg.resolved()          # the strategy exists and what it will use is valid
-    cfg = cfg if any_strategy else resolved
-    n_train = len(load_task(cfg.task).train_texts)
-    if cfg.size is not None and cfg.size > n_train:
-        raise ConfigError(f"size {cfg.size:,} is more than the task's {n_train:,} training examples")
-    layers = model_layers(cfg.model)
-    if layers is not None and cfg.freeze_layers and cfg.freeze_layers > layers:
-        raise ConfigError(f"this model has {layers} layers; cannot freeze {cfg.freeze_layers}")
-    if layers is not None and cfg.feature_layer is not None and not 1 <= cfg.feature_layer <= layers:
-        raise ConfigError(f"feature layer must be between 1 and {layers} for this model (got {cfg.feature_layer})")
-    if cfg.lora_targets is not None and not set(cfg.lora_targets) <= set(TARGETS):
-        unknown = ", ".join(sorted(set(cfg.lora_targets) - set(TARGETS)))
-        raise ConfigError(f"LoRA targets must be among {', '.join(TARGETS)} (got {unknown})")
-    if any_strategy:
-        cfg.validate()                 # every knob's own range, whichever strategy declares it
 
 
 def config_from_query(params: Mapping[str, str]) -> tuple[RunConfig, list[str]]:
@@ -102,7 +74,7 @@ def config_from_query(params: Mapping[str, str]) -> tuple[RunConfig, list[str]]:
             continue
         candidate = {**values, name: value}
         try:   # a task is checked at its own size (the size field, if any, is checked against it next)
-            check_fits(RunConfig(**({**candidate, "size": None} if name == "task" else candidate)), any_strategy=True)
+            plan(RunConfig(**({**candidate, "size": None} if name == "task" else candidate)), as_written=True)
         except ConfigError as err:
             errors.append(f"the link's {name}={raw!r} cannot be used: {err}; ignored")
             continue

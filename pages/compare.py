@@ -8,6 +8,8 @@ from core.config import ConfigError
 from core.fmt import pct_value, pts
 from core.store import to_csv, to_json
 from core.uploads import display_name
+from core.strategies import STRATEGIES
+from core.sweeps import sweep_configs
 
 ui.enter_page()      # first: a run that skipped app.py goes through it
 
@@ -67,9 +69,6 @@ ui.sync_query()
 def sweep_form() -> None:
     """Sizes x strategies x seeds on one task, everything else as the Lab is set: queued as one sweep on
     Ray when the server has it (FTLAB_RAY_ADDRESS), else run by the local worker one after the other."""
-    from core.strategies import STRATEGIES
-    from core.sweeps import sweep_configs
-
     dispatcher = ui.ray_dispatcher()
     where = f"on {dispatcher.where}" if dispatcher else "by this machine's worker, one after the other"
     with st.expander("Queue a sweep", expanded=bool(ui.session_sweeps())):

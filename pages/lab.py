@@ -13,10 +13,12 @@ from core.config import ConfigError, RunConfig
 from core.errors import DataError
 from core.estimate import STAGES, describe_accuracy
 from core import stats, uploads
+from core.data import RARE, row_accounting, thin_classes
 from core.fmt import pct, pct_value, pts
 from core.jobs import time_left
 from core.strategies import STRATEGIES
-from core.urlstate import check_fits, offered_models
+from core.plan import plan
+from core.urlstate import offered_models
 
 ui.enter_page()      # first: a run that skipped app.py goes through it
 
@@ -58,8 +60,6 @@ def knob_widget(knob, hint_text: str):
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _thin(task: str, size, seed: int) -> dict | None:
-    from core.data import thin_classes
-
     try:
         return thin_classes(task, size, seed)
     except DataError:
@@ -114,8 +114,7 @@ ui.sync_query(cfg)
 
 # ---------------------------------------------------------------------------- the Run bar
 try:
-    resolved = cfg.resolved()
-    check_fits(cfg)                   # more layers or examples than the model and task have
+    resolved = plan(cfg).config      # every check, more layers or examples than the model and task have too
     config_error = None
 except ConfigError as err:
     resolved, config_error = None, err
@@ -302,7 +301,7 @@ def own_data() -> None:
         table = read(data, filename)[0]
         problems = uploads.check_columns(table, text, label, split)
         counts = uploads.class_counts(table, label) if label != text else {}
-        return problems, counts, None if problems else uploads.row_accounting(table, text, label, split)
+        return problems, counts, None if problems else row_accounting(table, text, label, split)
 
     try:
         table, guess = read(data, file.name)
@@ -327,7 +326,7 @@ def own_data() -> None:
     if rows:
         st.caption(f"{uploads.rows_text(rows)}. The test split is {rows['test_from']}.")
         if rows["rare"]:
-            st.warning(f"{rows['rare']} of {rows['classes']} classes have fewer than {uploads.RARE} training "
+            st.warning(f"{rows['rare']} of {rows['classes']} classes have fewer than {RARE} training "
                        "examples: the model can hardly learn them, and a smaller training-set size gives them "
                        "fewer still.", icon=":material/warning:")
     if st.button("Use this data", key="upload_use", disabled=bool(problems), icon=":material/upload:"):

@@ -70,10 +70,12 @@ def against_presets() -> None:
 
     sys.path.insert(0, str(ROOT))
     from core.presets import load_presets
-    from core.training import load, resolve
+    from core.config import RunConfig
+    from core.plan import plan
+    from core.training import load
 
-    cfg, _, _, model_id, _ = resolve(__import__("core.config", fromlist=["RunConfig"]).RunConfig())
-    env = load(cfg, model_id)
+    p = plan(RunConfig())
+    cfg, env = p.config, load(p)
     _, live = env.benchmark.reference(env.base)
     live_bits = {k: v["correct"] for k, v in live.per_task.items()}
     presets, problems = load_presets()

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ConfigError, RunConfig, lab_home, strategy_fields
+from core.config import ConfigError, RunConfig, strategy_fields
+from core.paths import lab_home
 from core.strategies import STRATEGIES, get_strategy
 
 

@@ -137,11 +137,11 @@ def _stores_then_hangs(conn, stop_event, store_path, model_name):
 
     from core.presets import load_presets
     from core.store import RunStore
-    from core.training import resolve
+    from core.plan import plan
 
     conn.send({"type": "ready"})
     config = RunConfig.from_dict(conn.recv()["config"])
-    key = resolve(config)[4]
+    key = plan(config).key
     preset = load_presets()[0][0].runs[0]
     RunStore(store_path).put(dataclasses.replace(preset, key=key))
     time.sleep(120)

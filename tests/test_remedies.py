@@ -8,6 +8,7 @@ from conftest import TINY
 from core import training
 from core.cli import main as cli_main
 from core.config import RunConfig
+from core.plan import plan
 from core.strategies import KNOBS, STRATEGIES
 from core.training import run
 
@@ -123,8 +124,7 @@ def test_wise_ft_rescores_kept_weights_at_another_alpha_without_training(small_c
 
     store = RunStore(tmp_path / "runs.sqlite")
     first = run(csv_config(small_csv, strategy="wise-ft"), store=store)
-    cfg, _, task, model_id, _ = training.resolve(csv_config(small_csv, strategy="wise-ft"))
-    assert not first.rescored and WeightStore.beside(store).has(cfg.training_key(model_id, task.identity()))
+    assert not first.rescored and WeightStore.beside(store).has(plan(csv_config(small_csv, strategy="wise-ft")).training_key)
     again = run(csv_config(small_csv, strategy="wise-ft", wise_alpha=0.25), store=store)
     point = {p["alpha"]: p for p in first.curve}[0.25]
     assert again.rescored and not again.cached and again.key != first.key

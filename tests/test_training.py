@@ -183,7 +183,7 @@ def test_should_stop_is_honoured_during_training(strategy, store):
 
 @pytest.mark.parametrize("change, error, words", [
     (dict(size=0), ConfigError, "size must be a positive number"),
-    (dict(size=10 ** 6), DataError, "training examples; size 1000000 is more than that"),
+    (dict(size=10 ** 6), ConfigError, "size 1,000,000 is more than the task's"),
     (dict(task="no-such-task"), DataError, "unknown task 'no-such-task'"),
     (dict(model="no-such-org/no-such-model"), ModelError, "not in the registry"),
     (dict(strategy="adapters"), ConfigError, "unknown strategy 'adapters'"),

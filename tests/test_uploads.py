@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core import uploads
-from core.data import load_task
+from core.data import load_task, row_accounting
 from core.errors import DataError
 from core.urlstate import config_from_query
 
@@ -220,7 +220,7 @@ def test_every_row_of_the_file_is_counted_to_the_splits_or_a_reason():
         {"review": "held back for later", "stars": 3, "part": "dev"},                # neither train nor test
     ])
     full = pd.concat([df, extra], ignore_index=True)
-    acc = uploads.row_accounting(full, "review", "stars", "part")
+    acc = row_accounting(full, "review", "stars", "part")
     assert acc["rows"] == len(full) == 66
     assert acc["dropped"] == {"empty text": 2, "missing label": 1, "'part' neither train nor test": 1,
                               "duplicate text": 1, "test text also in train": 1}
@@ -238,9 +238,9 @@ def test_every_row_of_the_file_is_counted_to_the_splits_or_a_reason():
 def test_classes_with_fewer_than_five_training_examples_are_counted():
     df = pd.concat([table(20), pd.DataFrame([{"review": f"rare one {i}", "stars": 7, "part": "train"}
                                              for i in range(3)])], ignore_index=True)
-    acc = uploads.row_accounting(df, "review", "stars")
+    acc = row_accounting(df, "review", "stars")
     assert acc["classes"] == 4 and acc["rare"] == 1 and acc["test_from"] == "a seeded 20 % of the rows"
-    assert uploads.row_accounting(table(20), "review", "stars")["rare"] == 0
+    assert row_accounting(table(20), "review", "stars")["rare"] == 0
 
 
 def test_an_upload_s_name_is_shown_as_data_never_as_markup_or_escapes(tmp_path):

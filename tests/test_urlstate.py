@@ -4,7 +4,8 @@ from dataclasses import replace
 import pytest
 
 from core.config import RunConfig
-from core.urlstate import EXTRA_MODELS_ENV, check_fits, config_from_query, config_to_query
+from core.plan import plan
+from core.urlstate import EXTRA_MODELS_ENV, config_from_query, config_to_query
 
 
 def refused(params: dict) -> tuple[RunConfig, str]:
@@ -76,7 +77,7 @@ def test_a_value_its_strategy_ignores_is_still_checked(params, field, words):
     assert errors[0].endswith("; ignored") and "\n" not in errors[0]           # the usual one line
     assert getattr(cfg, field) == getattr(RunConfig(), field)                # the default instead
     for strategy in ("full", "lora", "lp-ft", "l2-sp", "wise-ft", "feature-extraction"):
-        check_fits(replace(cfg, strategy=strategy))                          # runs, whichever is picked
+        plan(replace(cfg, strategy=strategy))                                # runs, whichever is picked
 
 
 def test_a_value_that_fits_another_strategy_is_kept_for_it():

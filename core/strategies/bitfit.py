@@ -2,7 +2,7 @@
 
 About 0.1 % of the weights; on small data it often comes close to full fine-tuning.
 """
-from .base import COMMON, LR, Knob, Strategy, decay_groups
+from .base import COMMON, LR, Strategy, decay_groups
 
 
 def adapt(model, cfg):

@@ -33,17 +33,18 @@ from core.config import FIELD_TYPES, ConfigError, RunConfig  # noqa: F401  (FIEL
 from core.data import TASKS, load_task, log_sizes
 from core.errors import QueueFull
 from core.fmt import pct, pts
-from core.estimate import rates_from
+from core import estimate as estimates
+from core.estimate import LONG_RUN_S, RunEstimate, rates_from  # LONG_RUN_S: a run estimated longer asks first
 from core.jobs import FAILED, STOPPED, JobManager
 from core.param_counts import ParamCounter
 from core.presets import load_presets
-from core.store import RunStore
+from core.store import RunStore, stored_result
 from core.weights import WeightStore
+from core.uploads import display_name, known_uploads
 from core.urlstate import config_from_query, config_to_query, shipped_tasks
 
 IN_DOMAIN_TASKS = shipped_tasks()
 WIDGET_PREFIX = "cfg_"     # the Lab's config widgets are keyed cfg_<RunConfig field>
-from core.estimate import LONG_RUN_S  # noqa: E402  a run estimated longer asks for a confirmation first
 FIELD_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 # Fields where None means the strategy's default: an emptied box keeps None (others take FIELD_DEFAULTS).
 OPTIONAL_NUMBERS = {"lr", "head_lr", "epochs", "batch_size", "dropout"}
@@ -250,8 +251,6 @@ def count_text(n: int) -> str:
 
 def lab_tasks() -> list[str]:
     """The tasks the Lab offers: the shipped ones, then what was uploaded to this server (newest first)."""
-    from core.uploads import known_uploads
-
     return IN_DOMAIN_TASKS + known_uploads()
 
 
@@ -259,7 +258,6 @@ def task_title(name: str) -> str:
     if name in TASKS:
         return TASKS[name].title
     if name.startswith("upload:"):         # the file's name (core.uploads.display_name), never the hash alone
-        from core.uploads import display_name
 
         return f"{display_name(name)} (your data)"
     try:
@@ -314,9 +312,6 @@ def run_estimate(cfg: RunConfig, rescoring: bool = False):
     """The run's one time estimate (core.estimate.RunEstimate), before it starts: what the Run bar
     announces, what submit hands the job, what the panel counts down and the card compares with.
     `rescoring`: only an evaluation of kept fine-tuned weights (WiSE-FT at another mix)."""
-    from core.estimate import RunEstimate, run_estimate as make
-    from core.store import stored_result
-
     try:
         info = task_info(cfg.task)
         stored = stored_result(store(), cfg) is not None
@@ -326,7 +321,7 @@ def run_estimate(cfg: RunConfig, rescoring: bool = False):
     # Counted from the click, worker start included, only when nothing is ahead of it: a run that waits
     # behind others starts on a worker that warmed meanwhile (its wait is announced apart, as the wait).
     warm = manager.is_warm() or manager.running_job() is not None or manager.queue_length() > 0
-    return make(cfg, info, _rates(), stored=stored, stored_runs=store().list(task=cfg.task), worker_warm=warm,
+    return estimates.run_estimate(cfg, info, _rates(), stored=stored, stored_runs=store().list(task=cfg.task), worker_warm=warm,
                 rescoring=rescoring)
 
 
