@@ -19,15 +19,16 @@ import hashlib
 import json
 import statistics
 from dataclasses import asdict, dataclass, field
+
+from .data import GENERAL_TASKS
+from .errors import ConfigError
 from .model_registry import model_path
 from .paths import atomic_write, cache_dir
-from .errors import ConfigError
 from .strategies import get_strategy
 
 STAGES = ("loading", "tokenizing", "training", "evaluating", "general")
-GENERAL_TASK_COUNT = 4          # core.benchmark.GENERAL_TASKS
-GENERAL_SETS_PER_TASK = 2
-LONG_RUN_S = 180                # longer than a few minutes: the app asks before it starts such a run       # a changed encoder encodes each task's probe-train and probe-test sentences
+GENERAL_SETS_PER_TASK = 2       # a changed encoder encodes each task's probe-train and probe-test sentences
+LONG_RUN_S = 180                # longer than a few minutes: the app asks before it starts such a run
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Work:
         if trains_encoder:
             return cls(strategy, step_tokens=train_tokens * epochs, forward_tokens=val_tokens * epochs + train_tokens,
                        test_tokens=test_tokens * scorings, head_steps=head_steps,
-                       general_sentences=GENERAL_TASK_COUNT * GENERAL_SETS_PER_TASK * general_size * scorings)
+                       general_sentences=len(GENERAL_TASKS) * GENERAL_SETS_PER_TASK * general_size * scorings)
         return cls(strategy, forward_tokens=uncached_tokens, head_steps=head_steps)
 
 

@@ -34,7 +34,8 @@ def _load_error(model: str, err: Exception) -> ModelError:
 
 @functools.lru_cache(maxsize=4)
 def load_base(model: str = DEFAULT_MODEL):
-    """(tokenizer, encoder) on the CPU in eval mode. Cached: deep-copy before training."""
+    """(tokenizer, encoder) on the CPU in eval mode, frozen. Shared by every run in the process and
+    never changed by one: a run trains a copy (fresh_encoder) and reads others' devices' copies (base_on)."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -53,7 +54,16 @@ def load_base(model: str = DEFAULT_MODEL):
     except Exception as err:  # OSError, ValueError, HTTP errors: all mean "cannot have it"
         raise _load_error(model, err) from None
     encoder.eval()
+    encoder.requires_grad_(False)
     return tokenizer, encoder
+
+
+@functools.lru_cache(maxsize=4)
+def base_on(model: str, device: str):
+    """(tokenizer, the shared pre-trained encoder on `device`): the CPU's is load_base's own, another
+    device's is one copy kept there (moving the shared one would move it under every other user)."""
+    tokenizer, base = load_base(model)
+    return tokenizer, base if device == "cpu" else copy.deepcopy(base).to(device)
 
 
 def num_layers(encoder) -> int:
@@ -194,5 +204,5 @@ def fresh_encoder(model: str = DEFAULT_MODEL):
     """A private, trainable copy of the cached base encoder."""
     tokenizer, base = load_base(model)
     encoder = copy.deepcopy(base)
-    encoder.requires_grad_(True)   # the shared base may carry a frozen flag from an earlier run
+    encoder.requires_grad_(True)   # the shared base is frozen; its copy learns
     return tokenizer, encoder

@@ -15,11 +15,10 @@ from plotly.subplots import make_subplots
 
 from . import stats
 from .fmt import pct, pct_value, pts
+from .strategies import get_strategy
 from .uploads import display_name
 
-STRATEGY_COLOURS = {"feature-extraction": "#1f77b4", "full": "#d62728", "lora": "#2ca02c", "bitfit": "#9467bd",
-                    "lp-ft": "#ff7f0e", "l2-sp": "#8c564b", "wise-ft": "#e377c2", "zero-shot": "#17becf"}
-OTHER_COLOUR = "#7f7f7f"
+OTHER_COLOUR = "#7f7f7f"          # a strategy this code no longer has (an old stored run)
 HOVER_FIELDS = ("lr", "head_lr", "epochs", "batch_size", "max_length", "freeze_layers", "layer_lr_decay",
                 "lora_r", "lora_alpha", "feature_layer", "pooling", "lp_epochs", "l2sp_alpha", "wise_alpha",
                 "best_epoch")
@@ -27,7 +26,10 @@ MAX_ARROWS = 40     # beyond this the arrows hide the points
 
 
 def colour(strategy: str) -> str:
-    return STRATEGY_COLOURS.get(strategy, OTHER_COLOUR)
+    try:
+        return get_strategy(strategy).colour
+    except ValueError:
+        return OTHER_COLOUR
 
 
 def marker_size(size: int) -> float:

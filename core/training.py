@@ -31,7 +31,7 @@ from .kernels import attention_as, cpu_kernels, keep_freed_memory
 from .machine import speed as machine_speed
 from .plan import RunPlan, check_fits, plan
 from .models import (EncoderClassifier, autocast, autocast_dtype, count_params, eval_batch_size,
-                     fresh_encoder, load_base, num_layers, pick_device)
+                     base_on, fresh_encoder, num_layers, pick_device)
 from .result import RunResult, confusion, per_class
 from .stats import pack
 from .strategies import get_strategy
@@ -144,6 +144,9 @@ def _sharing_cores(should_stop, governor: ThreadGovernor):
 
 
 def _schedule(optimizer, total_steps: int, warmup: float):
+    """Linear warm-up, then linear decay to 0. Not transformers' get_linear_schedule_with_warmup on
+    purpose: that one takes its first step at rate 0 (a wasted step at n=16), and switching would change
+    every stored and shipped result (RESULT_VERSION) for no gain in what the lab shows."""
     warm = max(1, int(round(total_steps * warmup))) if warmup > 0 else 0
 
     def factor(step):
@@ -330,12 +333,11 @@ class Sample:
 
 def load(p: RunPlan) -> Loaded:
     cfg, model_id = p.config, p.model_id
-    tokenizer, base = load_base(cfg.model)
     device = pick_device(cfg.device)
+    tokenizer, base = base_on(cfg.model, str(device))
     dtype = autocast_dtype(device, cfg.precision)
     if p.layers is None:          # a model without a config.json the plan could read: checked once loaded
         check_fits(cfg, len(p.task.train_texts), num_layers(base))
-    base.to(device)   # the cached base model lives on the CPU between runs
     if device.type == "cpu":
         keep_freed_memory()
     torch.manual_seed(cfg.seed)
@@ -597,7 +599,6 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         kernels.close()
         governor.restore()
         model.to("cpu")
-        env.base.to("cpu")
         gc.collect()
         if env.device.type == "cuda":
             torch.cuda.empty_cache()

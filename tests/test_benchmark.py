@@ -56,10 +56,10 @@ def test_the_benchmark_settings_are_part_of_the_key(monkeypatch):
 
     cfg = RunConfig().resolved()
     before = cfg.key("m", "d")
-    real = benchmark.settings
-    monkeypatch.setattr(benchmark, "settings", lambda: {**real(), "probe": "another probe"})
+    real = benchmark.PROBE_C
+    monkeypatch.setattr(benchmark, "PROBE_C", real * 10)          # another probe: another key
     assert cfg.key("m", "d") != before
-    monkeypatch.setattr(benchmark, "settings", real)
+    monkeypatch.setattr(benchmark, "PROBE_C", real)
     assert cfg.key("m", "d") == before
 
 

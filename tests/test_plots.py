@@ -171,3 +171,12 @@ def test_pretrained_lines_are_named_above_the_plot_one_row_each_running_inwards(
     assert shifts[1] - shifts[0] >= plots.PRESENTER_FONT and big.layout.margin.t >= 70 + 2 * plots.PRESENTER_FONT
     one = plots.tradeoff_figure([base])
     assert [a.text for a in one.layout.annotations if a.yref == "paper"] == ["pre-trained encoder"]
+
+
+def test_every_strategy_brings_its_own_colour_and_an_unknown_one_is_grey():
+    """A strategy is one unit: its colour comes with it (no list in the plots to keep in step)."""
+    from core.strategies import STRATEGIES
+
+    colours = [plots.colour(name) for name in STRATEGIES]
+    assert len(set(colours)) == len(STRATEGIES) and plots.OTHER_COLOUR not in colours
+    assert plots.colour("a-strategy-of-an-old-run") == plots.OTHER_COLOUR

@@ -72,6 +72,26 @@ def test_per_class_shows_a_majority_class_collapse():
     assert rows[0]["precision"] == 0.6 and rows[1]["precision"] is None
 
 
+def test_per_class_and_confusion_from_scikit_learn_count_as_by_hand():
+    """The per-class rows and the confusion matrix (scikit-learn's metrics) give the counts written out
+    by hand: on random predictions over 6 labels, one never in the truth and one never predicted."""
+    from core.result import confusion, per_class
+
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.choice([0, 1, 2, 4, 5], 300), rng.choice([0, 1, 2, 3, 4], 300)
+    matrix = confusion(y_true, y_pred, 6)
+    for i in range(6):
+        for j in range(6):
+            assert matrix[i][j] == int(((y_true == i) & (y_pred == j)).sum())
+    for i, row in enumerate(per_class(y_true, y_pred, list("abcdef"))):
+        support, predicted, hit = (y_true == i).sum(), (y_pred == i).sum(), ((y_true == i) & (y_pred == i)).sum()
+        assert (row["support"], row["predicted"]) == (support, predicted)
+        assert row["recall"] == (hit / support if support else None)
+        assert row["precision"] == (hit / predicted if predicted else None)
+    assert per_class(y_true, y_pred, list("abcdef"))[3]["recall"] is None     # label 3 never in the truth
+    assert per_class(y_true, y_pred, list("abcdef"))[5]["precision"] is None  # label 5 never predicted
+
+
 def test_an_unchanged_encoder_has_a_paired_interval_of_exactly_zero(small_csv):
     result = run(RunConfig(**{**TINY, "task": f"csv:{small_csv}", "strategy": "feature-extraction"}))
     change = result.general_change()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import TINY, capture_models, write_csv
+from conftest import ROOT, TINY, capture_models, write_csv
 from core import training
 from core.config import ConfigError, RunConfig
 from core.data import DataError
@@ -93,6 +93,43 @@ def test_no_run_modifies_the_shared_pretrained_encoder(fe_run, full_runs, lora_r
     for name, p in base.state_dict().items():
         if name in pretrained or f"bert.{name}" in pretrained:
             assert torch.equal(p, weight(pretrained, name)), name
+
+
+def test_the_shared_encoder_stays_frozen_whole_and_on_the_cpu_after_every_kind_of_run(fe_run, full_runs, lora_run):
+    """Nothing a run does is left on the cached pre-trained encoder: not a flag, a block or a device."""
+    _, base = load_base("minilm")
+    assert not any(p.requires_grad for p in base.parameters())        # frozen at load; runs train copies
+    assert len(encoder_layers(base)) == LAYERS and {p.device.type for p in base.parameters()} == {"cpu"}
+
+
+# A run's outcome, less what the clock and the process say (times, when, the library versions).
+NOT_OUTCOME = ("timings", "created_at", "estimate", "versions", "cached")
+ORDER_SCRIPT = """
+import json, sys
+from core.config import RunConfig
+from core.training import run
+base = json.loads(sys.argv[1])
+r = run(RunConfig(**{**base, "strategy": sys.argv[2]})).to_dict()
+print(json.dumps({k: v for k, v in r.items() if k not in %r}))
+""" % (NOT_OUTCOME,)
+
+
+def test_a_run_gives_the_same_result_bit_for_bit_whatever_ran_before_it_in_its_process(fe_run, lora_run, full_runs):
+    """Full fine-tuning in this process, after feature extraction, LoRA and whatever other tests ran,
+    and alone in a fresh process: one outcome (in-domain predictions, every general sentence, curves,
+    the weights' distance). An order-dependent first run came from a global random generator drawn by
+    the machine-speed measurement (core.machine keeps its own now)."""
+    import json
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    cfg, (here, _), _ = full_runs
+    done = subprocess.run([sys.executable, "-c", ORDER_SCRIPT, json.dumps(asdict(cfg)), "full"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fresh = json.loads(done.stdout.strip().splitlines()[-1])
+    assert fresh == json.loads(json.dumps({k: v for k, v in here.to_dict().items() if k not in NOT_OUTCOME}))
 
 
 def test_lora_keeps_base_weights_and_trains_adapters_and_head(lora_run, pretrained):

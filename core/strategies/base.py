@@ -90,6 +90,7 @@ class Strategy:
     name: str
     title: str
     summary: str                    # one line for the UI and `python -m core list`
+    colour: str                     # its points and lines in every plot (a distinct hex colour)
     defaults: dict                  # values for RunConfig fields left at None
     knobs: tuple[Knob, ...]         # the RunConfig fields it reads beyond the run's setup
     adapt: Callable                 # (EncoderClassifier, RunConfig) -> optimiser param groups

@@ -17,6 +17,7 @@ def adapt(model, cfg):
 
 STRATEGY = Strategy(
     name="bitfit",
+    colour="#9467bd",
     title="BitFit (biases only)",
     summary="Freeze every encoder weight matrix and train only the bias terms, plus the head.",
     defaults={"lr": 1e-3, "head_lr": 3e-2, "epochs": 3, "batch_size": 16, "dropout": 0.1},

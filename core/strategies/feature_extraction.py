@@ -7,12 +7,13 @@ from .base import COMMON, Strategy, freeze, head_groups
 
 
 def adapt(model, cfg):
-    freeze(model.encoder)   # the shared base model: fresh_encoder() unfreezes its copies
+    freeze(model.encoder)   # the shared base model, frozen from its load already (a copy elsewhere: trainable_params)
     return head_groups(model, cfg)
 
 
 STRATEGY = Strategy(
     name="feature-extraction",
+    colour="#1f77b4",
     title="Feature extraction (frozen encoder)",
     summary="Freeze the encoder, read features from one layer, train only a linear head on them.",
     defaults={"head_lr": 1e-2, "epochs": 30, "batch_size": 32, "dropout": 0.0},

@@ -34,6 +34,7 @@ def adapt(model, cfg, head_lr=None):
 
 STRATEGY = Strategy(
     name="full",
+    colour="#d62728",
     title="Full fine-tuning",
     summary="Update every encoder weight with the head; freeze bottom layers or decay the lr by depth if you like.",
     defaults=DEFAULTS,

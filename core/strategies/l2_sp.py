@@ -24,6 +24,7 @@ def penalty(model, reference, cfg) -> None:
 
 STRATEGY = Strategy(
     name="l2-sp",
+    colour="#8c564b",
     title="L2-SP (pull toward the pre-trained weights)",
     summary="Full fine-tuning with a penalty alpha/2 * ||theta - theta_0||^2 that keeps the encoder near its start.",
     # 10: on R8 at n=256 (3 seeds, docs/RESULTS.md) it halved the forgetting of full fine-tuning for

@@ -29,6 +29,7 @@ def adapt(model, cfg):
 
 STRATEGY = Strategy(
     name="lora",
+    colour="#2ca02c",
     title="LoRA (low-rank adapters)",
     summary="Freeze the encoder and learn low-rank updates to chosen projections, plus the head.",
     defaults={"lr": 3e-3, "head_lr": 3e-2, "epochs": 3, "batch_size": 16, "dropout": 0.1},   # docs/DEFAULTS.md

@@ -21,6 +21,7 @@ def head_phase(cfg) -> int:
 
 STRATEGY = Strategy(
     name="lp-ft",
+    colour="#ff7f0e",
     title="LP-FT (probe first, then fine-tune)",
     summary="Fit the head on the frozen encoder first, then fine-tune all of it: less distortion of the features.",
     defaults={**full.DEFAULTS, "lp_epochs": 20},

@@ -25,6 +25,7 @@ def finish(model, reference, tuned: dict, a: float) -> None:
 
 STRATEGY = Strategy(
     name="wise-ft",
+    colour="#e377c2",
     title="WiSE-FT (interpolate back toward pre-trained)",
     summary="Full fine-tuning, then the encoder's weights mixed with the pre-trained ones: a curve from one run.",
     defaults={**full.DEFAULTS, "wise_alpha": 0.5},

@@ -36,6 +36,7 @@ def init_head(model, label_names, embed, cfg) -> None:
 
 STRATEGY = Strategy(
     name="zero-shot",
+    colour="#17becf",
     title="Zero-shot (label names, no training)",
     summary="No training at all: each text gets the label whose name it is nearest to in the encoder's space.",
     defaults={},
