@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import mean
 
 from .result import RunResult
 
@@ -52,9 +53,11 @@ UNMATCHED = ("seed", "device", "precision")
 
 
 def measured(config, runs) -> dict | None:
-    """What the preset runs with `config`'s settings (any seed) measured: {"runs", "in_domain",
-    "general_delta"} as means, or None when no preset run has them. `config` is resolved first,
-    so a lesson's short config matches the full one stored with each run."""
+    """What the preset runs with `config`'s settings (any seed) measured, or None when no preset run
+    has them: {"runs", "in_domain", "general_delta", "ci95" (the general change's paired interval),
+    "weight_distance", "chosen_epochs" (best_epoch's, per seed), "curve" ({a: {"in_domain",
+    "general_delta"}}, WiSE-FT's)}, means over the runs. `config` is resolved first, so a lesson's
+    short config matches the full one stored with each run."""
     try:
         want = config.resolved().to_dict()
     except ValueError:
@@ -64,5 +67,14 @@ def measured(config, runs) -> dict | None:
     same = [r for r in runs if all(r.config.get(k, defaults[k]) == v for k, v in want.items() if k not in UNMATCHED)]
     if not same:
         return None
-    return {"runs": len(same), "in_domain": sum(r.in_domain_acc for r in same) / len(same),
-            "general_delta": sum(r.general_delta for r in same) / len(same)}
+    changes = [r.general_change() for r in same]
+    distances = [r.weight_distance for r in same]
+    alphas = sorted({c["alpha"] for r in same for c in r.curve})
+    return {"runs": len(same), "in_domain": mean(r.in_domain_acc for r in same),
+            "general_delta": mean(r.general_delta for r in same),
+            "ci95": mean(c["ci95"] for c in changes) if None not in changes else None,
+            "weight_distance": mean(distances) if None not in distances else None,
+            "chosen_epochs": [r.chosen_epoch for r in same],
+            "curve": {a: {"in_domain": mean(c["in_domain_acc"] for r in same for c in r.curve if c["alpha"] == a),
+                          "general_delta": mean(c["general"] - r.pretrained_general["score"]
+                                                for r in same for c in r.curve if c["alpha"] == a)} for a in alphas}}

@@ -22,6 +22,42 @@ st.write("Each idea below comes with a small experiment. The button queues its r
 
 task = ui.lab_config().task
 preset_runs = ui.preset_runs(task)
+
+
+def r8(preset: str, **settings) -> dict:
+    """What the shipped R8 preset `preset` measured with these settings, means over its seeds (core.presets.
+    measured): every figure a lesson quotes is read here, at render time, so a regenerated preset
+    (make results, make remedies) updates its lesson. A figure the presets lack reads as a dash."""
+    found = measured(RunConfig(task="r8", **settings), ui.preset_runs("r8", names=[preset]))
+    return found or {"runs": 0, "in_domain": None, "general_delta": None, "ci95": None, "weight_distance": None,
+                     "chosen_epochs": [], "curve": {}}
+
+
+def change(m: dict) -> str:
+    """A general change as the lessons write it: '-2.9' (the unit follows in the sentence)."""
+    return pts(m["general_delta"], unit="")
+
+
+def interval(m: dict) -> str:
+    """The half-width of the general change's paired 95 % interval: '1.0'."""
+    return pts(m["ci95"], unit="").lstrip("+")
+
+
+full, fe = r8("r8", strategy="full", size=256), r8("r8", strategy="feature-extraction", size=256)
+lora = r8("r8", strategy="lora", size=256)
+push = {lr: r8("r8_push_256", strategy="full", size=256, lr=lr) for lr in (2e-4, 5e-4)}
+push_l2sp, push_lpft = (r8("r8_push_256", strategy=s, size=256, lr=5e-4) for s in ("l2-sp", "lp-ft"))
+lp_ft, full_256 = r8("r8_remedies_256", strategy="lp-ft", size=256), r8("r8_remedies_256", strategy="full", size=256)
+lp_ft_1024, full_1024 = (r8("r8_remedies_1024", strategy=s, size=1024) for s in ("lp-ft", "full"))
+l2sp = {a: r8("r8_remedies_256", strategy="l2-sp", size=256, l2sp_alpha=a) for a in (10, 1000)}
+wise = r8("r8_remedies_256", strategy="wise-ft", size=256)
+wise_at = lambda a: wise["curve"].get(a, {"in_domain": None, "general_delta": None})   # noqa: E731
+best = r8("r8_remedies_256", strategy="full", size=256, best_epoch=True)
+zero_shot = r8("r8_remedies_256", strategy="zero-shot", size=256)
+fe_64, full_64 = (r8("r8", strategy=s, size=64) for s in ("feature-extraction", "full"))
+majority = next((r.majority_acc for r in ui.preset_runs("r8", names=["r8_remedies_256"])), None)
+seeds = lambda m: {1: "one seed", 3: "three seeds"}.get(m["runs"], f"{m['runs']} seeds")   # noqa: E731
+
 LESSONS = [
     ("Overfitting",
      "A model overfits when it starts memorising its training examples instead of learning what they have in "
@@ -36,8 +72,9 @@ LESSONS = [
      "the topic of informal posts (20 Newsgroups), the sentiment of product reviews (CR) and of film critics "
      "(Rotten Tomatoes), and what a question asks for (TREC-6); about 3,700 test sentences, none of them in any "
      "other task. On the trade-off plot, a run that forgot lands left of the dashed line, with a bar for "
-     "its paired 95 % interval (about ±1 point for a fine-tuning run on R8): a change inside it is noise. A higher learning rate pushes it further; watch "
-     "the run's path walk left, epoch by epoch, while it trains.",
+     f"its paired 95 % interval (about ±{interval(full)} points for a fine-tuning run on R8 at n=256): a change "
+     "inside it is noise. A higher learning rate pushes it further; watch the run's path walk left, epoch by "
+     "epoch, while it trains.",
      [RunConfig(task=task, strategy="full", size=256), RunConfig(task=task, strategy="full", size=256, lr=2e-4)]),
     ("Feature extraction vs fine-tuning",
      "Feature extraction keeps the encoder exactly as it was and trains only a small linear layer on its "
@@ -50,8 +87,8 @@ LESSONS = [
      "here the attention projections. A few tens of thousands of parameters train instead of millions, and "
      "several adapters can share one base model. Whether it also forgets less depends on how hard it is "
      "pushed: the literature finds LoRA learns less and forgets less, but at this lab's default adapter rate "
-     "(3e-3, chosen on validation) our R8 runs at n=256 forgot as much as full fine-tuning (-2.8 against -2.9 "
-     "points; docs/RESULTS.md). Run both and see where "
+     f"(3e-3, chosen on validation) our R8 runs at n=256 forgot as much as full fine-tuning ({change(lora)} against "
+     f"{change(full)} points; docs/RESULTS.md). Run both and see where "
      "they land; then lower the LoRA learning rate and run it again.",
      [RunConfig(task=task, strategy="lora", size=256), RunConfig(task=task, strategy="full", size=256),
       RunConfig(task=task, strategy="lora", size=256, lr=3e-4)]),
@@ -64,12 +101,15 @@ LESSONS = [
       RunConfig(task=task, strategy="full", size=256, layer_lr_decay=0.7)]),
     # ------------------------------------------------------------------ the remedies for forgetting
     ("Pushing it too far",
-     "At this lab's default rate (1e-4, chosen on validation) full fine-tuning on R8 at n=256 loses about 3 "
-     "points of general score, three times its paired interval. Raise the rate and the loss grows while the "
-     "new task is learned no better: 2e-4 lost 4.9 points for the same 95.5 % in-domain, and 5e-4 lost 16.8 "
-     "points for 94.2 % (one seed each, docs/RESULTS.md). The new task is learned as well as ever while the "
-     "old skills go: catastrophic forgetting, plainly. Queue it with two remedies at the same rate and see how "
-     "much each pulls back: at 5e-4 L2-SP lost 1.2 points (93.3 % in-domain), LP-FT 13.4 (94.7 %).",
+     f"At this lab's default rate (1e-4, chosen on validation) full fine-tuning on R8 at n=256 changes the "
+     f"general score by {change(full)} points ({pct(full['in_domain'])} in-domain), against a paired interval of "
+     f"±{interval(full)}. Raise the rate and the loss grows while the new task is learned "
+     f"no better: 2e-4 changed it by {change(push[2e-4])} points for {pct(push[2e-4]['in_domain'])} in-domain, and "
+     f"5e-4 by {change(push[5e-4])} points for {pct(push[5e-4]['in_domain'])} ({seeds(push[5e-4])} each, "
+     "docs/RESULTS.md). The new task is learned as well as ever while the old skills go: catastrophic "
+     "forgetting, plainly. Queue it with two remedies at the same rate and see how much each pulls back: at "
+     f"5e-4 L2-SP {change(push_l2sp)} points ({pct(push_l2sp['in_domain'])} in-domain), LP-FT {change(push_lpft)} "
+     f"({pct(push_lpft['in_domain'])}).",
      [RunConfig(task=task, strategy="full", size=256), RunConfig(task=task, strategy="full", size=256, lr=5e-4),
       RunConfig(task=task, strategy="l2-sp", size=256, lr=5e-4), RunConfig(task=task, strategy="lp-ft", size=256, lr=5e-4)]),
     ("Remedy: LP-FT, fit the head first",
@@ -77,45 +117,52 @@ LESSONS = [
      "features it was given (Kumar et al. 2022). LP-FT first fits the head alone on the frozen encoder's "
      "features (linear probing), then fine-tunes everything from that good start. The per-epoch curves show "
      "the two phases: the head-only epochs first, the weights' distance from the pre-trained ones still 0. "
-     "On R8 at n=256 and the default rate it moved the weights less (0.51 % against 0.64 %) and forgot less "
-     "(-1.6 against -2.9 points, three seeds each) for 94.7 % in-domain against 95.5 % (docs/RESULTS.md). "
-     "With four times the data it helped less: at n=1024, -2.3 against -3.6, since four times the steps "
-     "after the head is fitted let the encoder drift anyway. At 5e-4: see 'Pushing it too far'.",
+     f"On R8 at n=256 and the default rate it moved the weights less ({pct(lp_ft['weight_distance'], 2)} against "
+     f"{pct(full_256['weight_distance'], 2)}) and forgot less ({change(lp_ft)} against {change(full_256)} points, "
+     f"{seeds(lp_ft)} each) for {pct(lp_ft['in_domain'])} in-domain against {pct(full_256['in_domain'])} "
+     f"(docs/RESULTS.md). With four times the data it helped less: at n=1024, {change(lp_ft_1024)} against "
+     f"{change(full_1024)}, since four times the steps after the head is fitted let the encoder drift anyway. "
+     "At 5e-4: see 'Pushing it too far'.",
      [RunConfig(task=task, strategy="full", size=256), RunConfig(task=task, strategy="lp-ft", size=256)]),
     ("Remedy: L2-SP, a pull back toward the pre-trained weights",
      "L2-SP (Li et al. 2018) fine-tunes every weight but adds alpha/2 · ‖θ − θ₀‖² to the loss: the further a "
      "weight wanders from where pre-training left it, the harder it is pulled back. alpha = 0 is plain full "
-     "fine-tuning. On R8 at n=256, alpha = 10 (the lab's default) cut the forgetting to a third (-0.9 against "
-     "-2.9 points) for 2 points of in-domain accuracy (93.5 % against 95.5 %); alpha = 1000 forgot nothing and "
-     "learned 6 points less (89.5 %). Both land no better than feature extraction at that size (93.8 %, nothing "
-     "forgotten): a remedy is worth its training only where it keeps more in-domain accuracy than the frozen "
-     "encoder gives (docs/RESULTS.md).",
+     f"fine-tuning. On R8 at n=256, alpha = 10 (the lab's default) cut the forgetting from {change(full_256)} to "
+     f"{change(l2sp[10])} points for {pct(l2sp[10]['in_domain'])} in-domain against {pct(full_256['in_domain'])}; "
+     f"alpha = 1000 changed the general score by {change(l2sp[1000])} points and reached "
+     f"{pct(l2sp[1000]['in_domain'])} in-domain. Both land no better than feature extraction at that size "
+     f"({pct(fe['in_domain'])}, nothing forgotten): a remedy is worth its training only where it keeps more "
+     "in-domain accuracy than the frozen encoder gives (docs/RESULTS.md).",
      [RunConfig(task=task, strategy="full", size=256), RunConfig(task=task, strategy="l2-sp", size=256, l2sp_alpha=10),
       RunConfig(task=task, strategy="l2-sp", size=256, l2sp_alpha=1000)]),
     ("Remedy: WiSE-FT, one training and a whole curve",
      "WiSE-FT (Wortsman et al. 2022) fine-tunes once, then mixes the weights: θ(a) = (1 − a) θ₀ + a θ_ft. "
      "a = 0 is the pre-trained encoder (with the fine-tuned head), a = 1 the fine-tuned one. One run scores a "
      "whole curve and draws it on the trade-off plot; the Lab's slider then scores any other a from the kept "
-     "weights, without training again. On R8 at n=256, a = 0.75 kept 95.4 % of full fine-tuning's 95.5 % "
-     "in-domain and forgot 1.9 points instead of 2.9; a = 0.5 (the default) forgot 1.2 for 94.2 % "
-     "(three seeds, docs/RESULTS.md). At a = 0 the fine-tuned head on the pre-trained features gets only "
-     "82.8 %: the head needs the features it was trained with.",
+     f"weights, without training again. On R8 at n=256, a = 0.75 reached {pct(wise_at(0.75)['in_domain'])} "
+     f"in-domain against full fine-tuning's {pct(full_256['in_domain'])} and changed the general score by "
+     f"{pts(wise_at(0.75)['general_delta'], unit='')} points instead of {change(full_256)}; a = 0.5 (the default) "
+     f"{change(wise)} for {pct(wise['in_domain'])} ({seeds(wise)}, docs/RESULTS.md). At a = 0 the fine-tuned "
+     f"head on the pre-trained features gets only {pct(wise_at(0.0)['in_domain'])}: the head needs the features "
+     "it was trained with.",
      [RunConfig(task=task, strategy="wise-ft", size=256)]),
     ("Remedy: early stopping, keep the best epoch",
      "Held-out validation accuracy says when training stopped helping. With 'keep the best epoch' the run "
      "evaluates after every epoch and keeps the weights of the best one, so a late epoch that overfits (or "
      "forgets) is undone, and the result says which epoch it kept. Over the default three epochs on R8 at "
-     "n=256 it kept epochs 3, 3 and 2 of three seeds and changed neither accuracy nor forgetting (validation "
-     "accuracy was still rising or flat). Many epochs on little data give it more to choose from: this experiment runs 12 epochs on 64 "
-     "examples, with and without it.",
+     f"n=256 it kept epochs {', '.join(str(e) for e in best['chosen_epochs'])} of {seeds(best)}: "
+     f"{pct(best['in_domain'])} in-domain and {change(best)} points against {pct(full_256['in_domain'])} and "
+     f"{change(full_256)} without it (validation accuracy was still rising or flat). Many epochs on little data "
+     "give it more to choose from: this experiment runs 12 epochs on 64 examples, with and without it.",
      [RunConfig(task=task, strategy="full", size=64, epochs=12),
       RunConfig(task=task, strategy="full", size=64, epochs=12, best_epoch=True)]),
     ("Remedy: zero-shot, no training at all",
      "With no labelled data, the encoder can still classify: embed each label's name (or a short description "
      "of it) and give every text the label whose embedding is closest. Nothing trains, so nothing is forgotten: "
      "it is the left end of every size curve, and the bar that a few labelled examples have to clear. On R8 it "
-     "reaches 63.6 % from the eight label names alone (the commonest label is 49.8 % of the test texts); 64 "
-     "labelled examples take feature extraction to 84 % and full fine-tuning to 89 % (docs/RESULTS.md).",
+     f"reaches {pct(zero_shot['in_domain'])} from the eight label names alone (the commonest label is "
+     f"{pct(majority)} of the test texts); 64 labelled examples take feature extraction to {pct(fe_64['in_domain'], 0)} "
+     f"and full fine-tuning to {pct(full_64['in_domain'], 0)} (docs/RESULTS.md).",
      [RunConfig(task=task, strategy="zero-shot", size=64), RunConfig(task=task, strategy="feature-extraction", size=64),
       RunConfig(task=task, strategy="full", size=64)]),
 ]

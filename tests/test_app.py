@@ -197,6 +197,33 @@ def test_the_learn_page_has_a_button_per_lesson():
         assert any(remedy in t for t in titles), remedy
 
 
+def test_learn_quotes_what_the_presets_hold_not_typed_figures(tmp_path, monkeypatch):
+    """A lesson's figures are read from the preset files when the page is drawn: the same presets with
+    LoRA's n=256 runs 12.3 points worse on the general benchmark make the LoRA lesson say -12.3."""
+    import shutil
+
+    from pages import ui
+
+    for path in (ROOT / "assets" / "presets").glob("*.json"):
+        shutil.copy(path, tmp_path / path.name)
+    doc = json.loads((tmp_path / "r8.json").read_text())
+    for r in doc["runs"]:
+        if r["strategy"] == "lora" and r["size"] == 256:
+            r["general"]["score"] = r["pretrained_general"]["score"] - 0.123
+    (tmp_path / "r8.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("FTLAB_PRESETS", str(tmp_path))
+    ui.presets.clear()
+    try:
+        at = new_app()
+        at.switch_page("pages/learn.py").run()
+        assert_no_exception(at)
+        lora = next(m.value for m in at.markdown if m.value.startswith("LoRA leaves the pre-trained weights"))
+        assert "forgot as much as full fine-tuning (-12.3 against -2.9 points" in lora
+        assert not any("–" in m.value for m in at.markdown if len(m.value) > 300)   # every figure found
+    finally:
+        ui.presets.clear()
+
+
 @pytest.mark.parametrize("lesson", range(LESSONS))
 def test_every_learn_button_leaves_a_valid_runnable_lab(lesson):
     """A Learn button queues its runs and sets the Lab to the last; the sidebar then holds that
