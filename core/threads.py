@@ -7,14 +7,34 @@ every run alone 1.26x slower; one thread loses nothing beside a busy process and
 alone. So: the default wait policy, all cores while the run has the machine, and one core fewer
 for each core the other processes keep busy. `training.run` polls it before every step and batch,
 so the CLI's run and sweep, the app's worker and each Ray task share cores the same way.
+
+The count of threads changes the order in which a matmul sums, and so a trained weight's last bits:
+two runs of one seed are bit for bit the same only at the same count. FTLAB_THREADS=N pins every run
+to N threads, whatever else runs (the test suite sets it: its own servers and workers come and go).
 """
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import psutil
 import torch
+
+from .errors import ConfigError
+
+
+PINNED_ENV = "FTLAB_THREADS"
+
+
+def pinned_threads() -> int | None:
+    """FTLAB_THREADS as a count of threads, or None when it is not set."""
+    text = os.environ.get(PINNED_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{PINNED_ENV} must be a whole number of threads, at least 1 (got {text!r})")
+    return int(text)
 
 
 class ThreadGovernor:
@@ -31,6 +51,10 @@ class ThreadGovernor:
         self.me = psutil.Process()
         self.cores = torch.get_num_threads()
         self.threads, self.switches = self.cores, 0
+        self.fixed = pinned_threads()
+        if self.fixed is not None and self.fixed != self.cores:
+            torch.set_num_threads(self.fixed)
+            self.threads = self.fixed
         self.last = self._sample()
 
     def _sample(self):
@@ -50,7 +74,7 @@ class ThreadGovernor:
         return used
 
     def poll(self) -> None:
-        if self.cores < 2:
+        if self.cores < 2 or self.fixed is not None:
             return
         used = self.others()
         if used is None:

@@ -484,43 +484,60 @@ def _distance(model, env: Loaded) -> float:
     return 0.0 if model.encoder is env.base else round(weight_distance(model.encoder, env.base), 6)
 
 
-def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Callable | None = None,
-        store=None) -> RunResult:
-    """Train and evaluate one configuration; answered from `store` at once if it was run before."""
-    report = _Reporter(on_progress)
-    governor = ThreadGovernor()      # the run's threads follow what the machine has free (core/threads.py)
-    should_stop = _sharing_cores(should_stop, governor)
-    poll = report.poll = _ticking(should_stop, report)     # for predictions and the benchmark
-    timings = {}
-    t = time.perf_counter()
-    report("loading", 0, 1, "checking the configuration", force=True)
-    p = plan(config)
-    cfg, strategy, task = p.config, p.strategy, p.task
-    if store is not None:
-        hit = store.get(p.key)
-        if hit is not None:
-            hit.cached = True
-            report("general", 1, 1, "answered from the run store", force=True)
-            return hit
+@dataclass
+class Prepared:
+    """A run between its stages: what `prepare` built, and what each later stage adds."""
+    plan: RunPlan
+    env: Loaded
+    sample: Sample
+    model: EncoderClassifier
+    groups: list              # the optimiser's parameter groups ([]: nothing trains)
+    total_params: int
+    trainable: int
+    points: list              # the finish() strengths scored after training ([None]: no finish step)
+    head_epochs: int
+    work: Work
+    weights: WeightStore | None   # kept fine-tuned weights (a strategy with a finish step)
+    kept: tuple | None            # (tensors, meta) of kept weights this run re-scores instead of training
+    timings: dict
+    forward: object = None        # LiveEncoder or CachedFeatures, set by train
+    chosen_epoch: int | None = None
+    last_scored_after: bool = False
+    tuned: dict | None = None     # the fine-tuned encoder's weights, before any finish step mixes them
 
+    @property
+    def headline(self):
+        """The finish strength the run reports (None without a finish step)."""
+        strategy = self.plan.strategy
+        return strategy.strength(self.plan.config) if strategy.finish else None
+
+    def set_point(self, a) -> None:
+        """The encoder at strength `a` of the strategy's finish step (WiSE-FT: mixed toward pre-trained)."""
+        if a is not None:
+            self.plan.strategy.finish(self.model, self.env.base, self.tuned, a)
+
+
+def prepare(p: RunPlan, store, report: _Reporter) -> Prepared:
+    """Loading and tokenizing: the encoder and benchmark, the sample, the adapted classifier, kept weights
+    to re-score if any, and the work the run will do (the time-left estimate's plan)."""
+    cfg, strategy, task = p.config, p.strategy, p.task
+    timings = {}
     report("loading", 0.5, 1, f"loading {cfg.model}", force=True)
     env = load(p)
-    timings["loading"] = time.perf_counter() - t
+    timings["loading"] = time.perf_counter() - report.t0
 
-    t = time.perf_counter()
     report("tokenizing", 0, 1, "drawing the training sample and tokenizing", force=True)
+    t = time.perf_counter()
     sample = sample_and_tokenize(cfg, task, env.tokenizer)
     timings["tokenizing"] = time.perf_counter() - t
 
     model, groups, total_params = adapt(cfg, strategy, task, env)
     trainable = count_params(model)
-    points = strategy.finish_points(cfg)
-    head_epochs = strategy.head_epochs(cfg)
+    points, head_epochs = strategy.finish_points(cfg), strategy.head_epochs(cfg)
     # A strategy with a finish step keeps its fine-tuned weights: a run that differs only in the finish
     # strength (or the evaluation sizes) re-scores them instead of training again.
     weights = WeightStore.beside(store) if strategy.finish else None
-    train_key = p.training_key if weights else None
-    kept = weights.load(train_key) if weights else None
+    kept = weights.load(p.training_key) if weights else None
     if kept is not None:
         points, head_epochs, groups = [strategy.strength(cfg)], 0, []
         _restore(model, kept[0])
@@ -529,82 +546,88 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
     defaults = for_machine(machine_speed(env.device, env.dtype), machine_speed(env.device, None))
     rates = rates_from(store.list(all_versions=True) if store is not None else [], env.device.type, defaults=defaults)
     report.plan(predict_stages(work, rates), step_seconds(work, rates), rates.source, strategy.trains_encoder)
+    return Prepared(p, env, sample, model, groups, total_params, trainable, points, head_epochs, work, weights,
+                    kept, timings)
 
+
+def train(r: Prepared, report: _Reporter, should_stop, kernels: contextlib.ExitStack) -> None:
+    """The training stage: LP-FT's head-only phase, then the strategy's epochs (none for zero-shot or a
+    re-scoring of kept weights); the weights are kept for strategies with a finish step."""
+    cfg, strategy, task, env, sample, model = r.plan.config, r.plan.strategy, r.plan.task, r.env, r.sample, r.model
     t = time.perf_counter()
-    kernels = contextlib.ExitStack()    # the CPU kernels, from training to the in-domain test predictions
-    try:
-        report("training", 0, 1, "starting" if strategy.trains_encoder else
-               "computing frozen features (cached for later runs)", force=True)
-        if strategy.trains_encoder:
-            kernels.enter_context(cpu_kernels(model, env.device))
-            forward = LiveEncoder(model, sample, env, cfg)
-        else:
-            forward = CachedFeatures(model, sample, env, cfg, task, poll)
-        steps = len(forward.plan(0))
-        progress = {"step": 0, "total": steps * (head_epochs + (cfg.epochs or 0) if groups else head_epochs)}
-        if head_epochs:     # LP-FT: the head first, on the frozen encoder's cached features
-            train_phase(cfg, "head only: ", head_epochs, CachedFeatures(model, sample, env, cfg, task, poll), model,
-                        head_groups(model, cfg), env, report, should_stop, progress, live=False)
-        chosen_epoch = kept[1]["chosen_epoch"] if kept else None
-        # the general benchmark below scores the last epoch's encoder, unless best_epoch may restore an
-        # earlier one or a finish step (WiSE-FT) mixes it: then the last epoch is scored live too
-        last_scored_after = strategy.trains_encoder and not strategy.finish and not cfg.best_epoch
-        if groups:          # zero-shot trains nothing, nor does a re-scoring of kept weights
-            chosen_epoch = train_phase(cfg, "", cfg.epochs, forward, model, groups, env, report, should_stop,
-                                       progress, penalty=strategy.penalty, keep_best=bool(cfg.best_epoch),
-                                       last_scored_after=last_scored_after)
-            if weights is not None:
-                weights.save(train_key, dict(model.named_parameters()),
-                             {"curves": report.curves, "chosen_epoch": chosen_epoch})
-        timings["training"] = time.perf_counter() - t
-        timings["general_live"] = report.live_seconds       # part of training: its cost, measured
+    report("training", 0, 1, "starting" if strategy.trains_encoder else
+           "computing frozen features (cached for later runs)", force=True)
+    if strategy.trains_encoder:
+        kernels.enter_context(cpu_kernels(model, env.device))
+        r.forward = LiveEncoder(model, sample, env, cfg)
+    else:
+        r.forward = CachedFeatures(model, sample, env, cfg, task, report.poll)
+    steps = len(r.forward.plan(0))
+    progress = {"step": 0, "total": steps * (r.head_epochs + (cfg.epochs or 0) if r.groups else r.head_epochs)}
+    if r.head_epochs:     # LP-FT: the head first, on the frozen encoder's cached features
+        train_phase(cfg, "head only: ", r.head_epochs, CachedFeatures(model, sample, env, cfg, task, report.poll),
+                    model, head_groups(model, cfg), env, report, should_stop, progress, live=False)
+    r.chosen_epoch = r.kept[1]["chosen_epoch"] if r.kept else None
+    # the general benchmark scores the last epoch's encoder, unless best_epoch may restore an earlier one
+    # or a finish step (WiSE-FT) mixes it: then the last epoch is scored live too
+    r.last_scored_after = strategy.trains_encoder and not strategy.finish and not cfg.best_epoch
+    if r.groups:          # zero-shot trains nothing, nor does a re-scoring of kept weights
+        r.chosen_epoch = train_phase(cfg, "", cfg.epochs, r.forward, model, r.groups, env, report, should_stop,
+                                     progress, penalty=strategy.penalty, keep_best=bool(cfg.best_epoch),
+                                     last_scored_after=r.last_scored_after)
+        if r.weights is not None:
+            r.weights.save(r.plan.training_key, dict(model.named_parameters()),
+                           {"curves": report.curves, "chosen_epoch": r.chosen_epoch})
+    r.timings["training"] = time.perf_counter() - t
+    r.timings["general_live"] = report.live_seconds       # part of training: its cost, measured
 
-        t = time.perf_counter()
-        report("evaluating", 0, 1, f"in-domain {cfg.eval_split} set ({len(sample.test_idx)} texts)", force=True)
-        tuned = {n: p.detach().clone() for n, p in model.encoder.named_parameters()} if strategy.finish else None
 
-        def set_point(a):      # WiSE-FT: the encoder at strength a of its finish step
-            if a is not None:
-                strategy.finish(model, env.base, tuned, a)
+def evaluate(r: Prepared, report: _Reporter, kernels: contextlib.ExitStack) -> tuple[dict, np.ndarray]:
+    """In-domain predictions on the evaluated texts at every finish point, and on the training sample
+    at the headline one: ({point: test predictions}, train predictions)."""
+    t = time.perf_counter()
+    report("evaluating", 0, 1, f"in-domain {r.plan.config.eval_split} set ({len(r.sample.test_idx)} texts)",
+           force=True)
+    if r.plan.strategy.finish:
+        r.tuned = {n: w.detach().clone() for n, w in r.model.encoder.named_parameters()}
+    test_preds = {}
+    for a in r.points:
+        r.set_point(a)
+        test_preds[a] = r.forward.predict("test", report.poll)
+    r.set_point(r.headline)
+    train_pred = r.forward.predict("train", report.poll)
+    kernels.close()    # the general benchmark compares with a reference computed by transformers' kernels
+    r.timings["evaluating"] = time.perf_counter() - t
+    return test_preds, train_pred
 
-        test_preds = {}
-        for a in points:
-            set_point(a)
-            test_preds[a] = forward.predict("test", poll)
-        headline = strategy.strength(cfg) if strategy.finish else None
-        set_point(headline)
-        train_pred = forward.predict("train", poll)
-        kernels.close()    # the general benchmark compares with a reference computed by transformers' kernels
-        timings["evaluating"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        report("general", 0, 1, f"general benchmark: {GENERAL_NAMES}", force=True)
-        _, pretrained = env.benchmark.reference(env.base, poll)
-        generals = {}
-        for a in points:
-            set_point(a)
-            # WiSE-FT at a = 0 is the pre-trained encoder exactly (lerp at 0 copies it), so its score is
-            # the reference itself: one general benchmark (about 47 s here) less per run
-            changed = strategy.trains_encoder and a != 0.0
-            generals[a] = env.benchmark.score(model.encoder, env.base, changed, poll)
-        set_point(headline)
-        distance = _distance(model, env)
-        if groups and last_scored_after:
-            finish_walk(report.curves, generals[headline], pretrained)
-        timings["general"] = time.perf_counter() - t
-    except torch.OutOfMemoryError:
-        raise RunError(f"out of memory on {env.device.type} at batch size {cfg.batch_size} and max length "
-                       f"{cfg.max_length}: lower one of them and run again") from None
-    finally:
-        kernels.close()
-        governor.restore()
-        model.to("cpu")
-        gc.collect()
-        if env.device.type == "cuda":
-            torch.cuda.empty_cache()
+def benchmark(r: Prepared, report: _Reporter) -> tuple:
+    """The general benchmark of the encoder at every finish point, against the pre-trained reference:
+    (reference, {point: score}, the weights' distance at the headline point)."""
+    t = time.perf_counter()
+    report("general", 0, 1, f"general benchmark: {GENERAL_NAMES}", force=True)
+    _, pretrained = r.env.benchmark.reference(r.env.base, report.poll)
+    generals = {}
+    for a in r.points:
+        r.set_point(a)
+        # WiSE-FT at a = 0 is the pre-trained encoder exactly (lerp at 0 copies it), so its score is
+        # the reference itself: one general benchmark (about 47 s here) less per run
+        changed = r.plan.strategy.trains_encoder and a != 0.0
+        generals[a] = r.env.benchmark.score(r.model.encoder, r.env.base, changed, report.poll)
+    r.set_point(r.headline)
+    distance = _distance(r.model, r.env)
+    if r.groups and r.last_scored_after:
+        finish_walk(report.curves, generals[r.headline], pretrained)
+    r.timings["general"] = time.perf_counter() - t
+    return pretrained, generals, distance
 
+
+def assemble(r: Prepared, report: _Reporter, test_preds: dict, train_pred, pretrained, generals: dict,
+             distance: float) -> RunResult:
+    """The RunResult: metrics, intervals' raw material, the warnings a reader needs, and the run's cost."""
+    cfg, strategy, task, sample, env = r.plan.config, r.plan.strategy, r.plan.task, r.sample, r.env
     y_train, y_test = sample.y_train, sample.y_test
-    test_pred, general = test_preds[headline], generals[headline]
+    test_pred, general = test_preds[r.headline], generals[r.headline]
     acc, f1 = _metrics(y_test, test_pred)
     warnings = []
     counts = np.bincount(y_train, minlength=task.num_labels)
@@ -614,22 +637,57 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         warnings.append("the model predicts a single class for every test text: it has learned nothing "
                         "beyond the majority label (try a higher learning rate or more epochs)")
     curve = [{"alpha": a, "in_domain_acc": _metrics(y_test, test_preds[a])[0], "general": generals[a].score,
-              "general_refit": generals[a].score_refit} for a in points] if strategy.finish else []
-    timings["total"] = time.perf_counter() - report.t0
-    estimate = {**report.estimate, "actual_s": round(timings["total"], 2)}
-    result = RunResult(
-        key=p.key, config=cfg.to_dict(), task=cfg.task, strategy=cfg.strategy, size=len(sample.train_idx),
+              "general_refit": generals[a].score_refit} for a in r.points] if strategy.finish else []
+    r.timings["total"] = time.perf_counter() - report.t0
+    estimate = {**report.estimate, "actual_s": round(r.timings["total"], 2)}
+    return RunResult(
+        key=r.plan.key, config=cfg.to_dict(), task=cfg.task, strategy=cfg.strategy, size=len(sample.train_idx),
         seed=cfg.seed, in_domain_acc=acc, in_domain_f1=f1, train_acc=_metrics(y_train, train_pred)[0],
-        general=general.to_dict(), pretrained_general=pretrained.to_dict(), curves=report.curves, timings=timings,
+        general=general.to_dict(), pretrained_general=pretrained.to_dict(), curves=report.curves, timings=r.timings,
         device=str(env.device), precision="bf16" if env.dtype == torch.bfloat16 else "fp32",
-        trainable_params=trainable, total_params=total_params, n_eval=len(sample.test_idx), majority_acc=majority,
+        trainable_params=r.trainable, total_params=r.total_params, n_eval=len(sample.test_idx), majority_acc=majority,
         predicted_classes=n_classes_pred, warnings=warnings, versions=library_versions(),
-        padding_fraction=padding_fraction(sample.tok_train, forward.plan(0)) if strategy.trains_encoder else 0.0,
+        padding_fraction=padding_fraction(sample.tok_train, r.forward.plan(0)) if strategy.trains_encoder else 0.0,
         train_tokens=int(sum(len(x) for x in sample.tok_train)) * (cfg.epochs or 0), created_at=time.time(),
-        work=asdict(work), estimate=estimate, weight_distance=distance, chosen_epoch=chosen_epoch, curve=curve,
-        rescored=kept is not None, training_key=train_key, test_correct=pack(test_pred == y_test),
-        per_class=per_class(y_test, test_pred, task.label_names),
+        work=asdict(r.work), estimate=estimate, weight_distance=distance, chosen_epoch=r.chosen_epoch, curve=curve,
+        rescored=r.kept is not None, training_key=r.plan.training_key if r.weights else None,
+        test_correct=pack(test_pred == y_test), per_class=per_class(y_test, test_pred, task.label_names),
         confusion=confusion(y_test, test_pred, task.num_labels), benchmark=env.benchmark.settings())
+
+
+def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Callable | None = None,
+        store=None) -> RunResult:
+    """Train and evaluate one configuration; answered from `store` at once if it was run before.
+    Stages: plan -> prepare (loading, tokenizing) -> train -> evaluate -> benchmark -> assemble -> store."""
+    report = _Reporter(on_progress)
+    governor = ThreadGovernor()      # the run's threads follow what the machine has free (core/threads.py)
+    should_stop = _sharing_cores(should_stop, governor)
+    report.poll = _ticking(should_stop, report)     # for predictions and the benchmark
+    report("loading", 0, 1, "checking the configuration", force=True)
+    p = plan(config)
+    hit = store.get(p.key) if store is not None else None
+    if hit is not None:
+        hit.cached = True
+        report("general", 1, 1, "answered from the run store", force=True)
+        return hit
+
+    r = prepare(p, store, report)
+    kernels = contextlib.ExitStack()    # the CPU kernels, from training to the in-domain test predictions
+    try:
+        train(r, report, should_stop, kernels)
+        test_preds, train_pred = evaluate(r, report, kernels)
+        pretrained, generals, distance = benchmark(r, report)
+    except torch.OutOfMemoryError:
+        raise RunError(f"out of memory on {r.env.device.type} at batch size {p.config.batch_size} and max length "
+                       f"{p.config.max_length}: lower one of them and run again") from None
+    finally:
+        kernels.close()
+        governor.restore()
+        r.model.to("cpu")
+        gc.collect()
+        if r.env.device.type == "cuda":
+            torch.cuda.empty_cache()
+    result = assemble(r, report, test_preds, train_pred, pretrained, generals, distance)
     if store is not None:
         store.put(result)
     report("general", 1, 1, "done", force=True)

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import TINY
 from core.config import ConfigError, RunConfig
+from core.errors import DataError
 from core.jobs import DONE, FINISHED, QUEUED, RUNNING, STARTING, STOPPED, JobManager
 from core.store import RunStore
 
@@ -148,12 +149,25 @@ def _stores_then_hangs(conn, stop_event, store_path, model_name):
 
 
 def test_a_failed_run_leaves_its_traceback_in_the_log_and_the_message_points_there(manager, tmp_path):
-    job = manager.submit(RunConfig(**{**TINY, "task": f"csv:{tmp_path / 'gone.csv'}"}, strategy="feature-extraction"))
+    broken = tmp_path / "broken-model"        # a config.json the plan reads, no weights for the worker to load
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "bert", "num_hidden_layers": 6}')
+    job = manager.submit(RunConfig(**TINY, model=str(broken)))
     done = manager.wait(job, timeout=WAIT_S)
     assert done.state == "failed" and str(manager.log_path) in done.error
     log = manager.log_path.read_text()
-    assert f"{done.id} failed: DataError" in log and "Traceback (most recent call last)" in log
-    assert "gone.csv" in log                         # the config that failed, for whoever reads the log
+    assert f"{done.id} failed: ModelError" in log and "Traceback (most recent call last)" in log
+    assert "broken-model" in log                     # the config that failed, for whoever reads the log
+
+
+def test_a_run_its_plan_refuses_is_never_queued(manager, tmp_path):
+    """A task that cannot be read, or a size it lacks, is said at submission, and nothing waits for it."""
+    before = len(manager.jobs)
+    with pytest.raises(DataError, match="no such file"):
+        manager.submit(RunConfig(**{**TINY, "task": f"csv:{tmp_path / 'gone.csv'}"}))
+    with pytest.raises(ConfigError, match="more than the task's"):
+        manager.submit_all([RunConfig(**TINY), RunConfig(**{**TINY, "size": 10 ** 6})])
+    assert len(manager.jobs) == before                # all or nothing: the good one was not queued either
 
 
 def test_a_worker_that_cannot_start_is_reported_once_and_retried_with_back_off(tmp_path):

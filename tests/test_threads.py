@@ -10,6 +10,7 @@ from core.training import run
 
 def governed(monkeypatch, cores: int, samples: list):
     """A governor on `cores` cores fed (monotonic time, machine busy s, this process's s) per look."""
+    monkeypatch.delenv(threads.PINNED_ENV, raising=False)      # the suite pins runs (conftest)
     monkeypatch.setattr(torch, "get_num_threads", lambda: cores)
     calls = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
@@ -53,6 +54,7 @@ def test_one_core_is_left_alone(monkeypatch):
 def test_every_run_shares_cores_and_gives_its_threads_back(small_csv, monkeypatch):
     """The CLI, a sweep and a Ray task all call training.run: the governor looks before every step
     and batch, and the thread count the run found is restored when it ends, however busy it was."""
+    monkeypatch.delenv(threads.PINNED_ENV, raising=False)      # the suite pins runs (conftest)
     looks, restored = [], []
     poll, restore = ThreadGovernor.poll, ThreadGovernor.restore
     monkeypatch.setattr(threads.ThreadGovernor, "poll", lambda self: (looks.append(1), poll(self)))
@@ -61,3 +63,28 @@ def test_every_run_shares_cores_and_gives_its_threads_back(small_csv, monkeypatc
     run(RunConfig(**{**TINY, "task": f"csv:{small_csv}", "strategy": "full"}))
     assert len(looks) > 10 and restored == [1]
     assert torch.get_num_threads() == before
+
+
+def test_pinned_threads_never_change_however_busy_the_machine(monkeypatch):
+    """FTLAB_THREADS=1: one thread from the start, none given up or taken back, the count restored after."""
+    monkeypatch.setenv(threads.PINNED_ENV, "1")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    feed = iter([(0.0, 0.0, 0.0), (2.0, 4.0, 0.0), (4.0, 4.0, 0.0)])   # both cores busy, then both free
+    monkeypatch.setattr(ThreadGovernor, "_sample", lambda self: next(feed))
+    g = ThreadGovernor()
+    g.poll(), g.poll()
+    assert calls == [1] and g.threads == 1 and g.switches == 0
+    g.restore()
+    assert calls == [1, 2]
+
+
+def test_a_pinned_count_that_is_not_a_number_is_refused(monkeypatch):
+    import pytest
+
+    from core.errors import ConfigError
+
+    monkeypatch.setenv(threads.PINNED_ENV, "two")
+    with pytest.raises(ConfigError, match="FTLAB_THREADS must be a whole number of threads"):
+        ThreadGovernor()
