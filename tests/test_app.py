@@ -609,3 +609,25 @@ def test_an_unusable_upload_says_why_and_cannot_be_used():
     assert at.button(key="upload_use").disabled
     at.sidebar.file_uploader(key="upload_file").set_value(("x.csv", b"\x00\x01binary", "text/csv")).run()
     assert any("binary data" in e.value for e in at.error)
+
+
+def test_every_session_state_key_a_page_uses_is_declared_in_one_place():
+    """pages/ui SESSION_KEYS names every key of st.session_state the app reads or writes (a key ending in
+    '*' a family); a key used nowhere is not declared either."""
+    import re
+
+    from pages import ui
+
+    used = set()
+    for path in [ROOT / "app.py", *(ROOT / "pages").rglob("*.py")]:
+        text = path.read_text()
+        used |= set(re.findall(r"session_state(?:\[|\.get\(|\.setdefault\(|\.pop\()f?[\"']([A-Za-z_]+)", text))
+        used |= set(re.findall(r"session_state\.([a-z_]+)\b(?!\()", text))
+        for name, prefix in re.findall(r"session_state(?:\[|\.get\(|\.pop\()(?:ui\.)?([A-Z_]+)( \+)?", text):
+            used.add(getattr(ui, name) + ("*" if prefix else ""))          # a named constant, or a prefix + a name
+    used -= {"get", "pop", "setdefault"}
+    declared = set(ui.SESSION_KEYS)
+    undeclared = {k for k in used if k not in declared and not any(
+        d.endswith("*") and k.startswith(d[:-1]) for d in declared)}
+    assert undeclared == set()
+    assert {d for d in declared if not any(k == d or (d.endswith("*") and k.startswith(d[:-1])) for k in used)} == set()

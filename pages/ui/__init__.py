@@ -5,18 +5,8 @@ does the work; this file only connects it to st.
 A package (pages/ui/__init__.py), not a module beside the pages: Streamlit's legacy discovery offers
 every pages/*.py file as a page (see enter_page), and this is not one.
 
-Session-state keys used across pages:
-
-    lab_cfg     dict   THE Lab configuration (RunConfig.to_dict()): widgets, URL and Learn buttons
-                       all read and write this one dict, never each other
-    url_errors  list   problems found in the link this session was opened with; shown until dismissed,
-                       the setup changed or a run queued (show_link_problems)
-    owner       str    this browser's id (the ftlab_browser cookie; see session_owner)
-    jobs        list   ids of the jobs this browser submitted to this server, oldest first (refreshed
-                       from the job manager by session_jobs: a reloaded page finds its runs again)
-    page_shown  str    the URL path of the page the last run drew (a different one starts at the top)
-    presenter_on bool  presenter mode (advanced controls hidden, everything larger); the toggle's own
-                       key "presenter" is written from it on every run (see bind)
+Every session-state key the app uses is declared in SESSION_KEYS below, with what it holds
+(tests/test_app.py checks that no page uses one that is not).
 """
 from __future__ import annotations
 
@@ -44,6 +34,35 @@ from core.uploads import display_name, known_uploads
 from core.urlstate import config_from_query, config_to_query, shipped_tasks
 
 IN_DOMAIN_TASKS = shipped_tasks()
+# Every st.session_state key of the app, with what it holds. A key ending in "*" is a family (a prefix).
+SESSION_KEYS = {
+    "lab_cfg": "THE Lab configuration (RunConfig.to_dict()): widgets, URL and Learn buttons all read and "
+               "write this one dict, never each other",
+    "cfg_*": "the Lab's config widgets, one per RunConfig field (WIDGET_PREFIX), written from lab_cfg (bind)",
+    "url_errors": "problems found in the link this session was opened with; shown until dismissed, the setup "
+                  "changed or a run queued (show_link_problems)",
+    "link_runs_before": "how many runs this browser had queued when the link was opened (a later one drops "
+                        "the link's messages)",
+    "owner": "this browser's id (the ftlab_browser cookie; see session_owner)",
+    "owner_in_cookie": "the id came from the cookie (no script needed to write it)",
+    "jobs": "ids of the jobs this browser submitted to this server, oldest first (refreshed from the job "
+            "manager by session_jobs: a reloaded page finds its runs again)",
+    "sweeps": "ids of this browser's sweeps on Ray",
+    "sweeps_seen": "each sweep's progress as last drawn (a change redraws the panel)",
+    "sweep_drawn": "the sweep panel was drawn by the last run of its fragment",
+    "page_shown": "the URL path of the page the last run drew (a different one starts at the top)",
+    "_via_app": "NAV_MARK: set by app.py just before it runs the page; the page takes it (enter_page)",
+    "presenter_on": "presenter mode (advanced controls hidden, everything larger)",
+    "presenter": "the presenter toggle's own key, written from presenter_on on every run (app.py)",
+    "charts_ready": "the browser has painted the first page: charts are drawn inline from now on (painted)",
+    "charts_waiting": "the first page held its charts back for the browser's timer",
+    "charts_armed": "the charts' fragment has run once inline; its next run comes from the browser's timer",
+    "_live_fig": "the running panel's live figures, kept between the fragment's runs (pages/lab.py)",
+    "_warming_shown": "the warming-up caption is on the page (pages/lab.py)",
+    "_counts_learned": "the task whose stored parameter counts were read into the strategy list (pages/lab.py)",
+    "_shown_*": "per job: the progress fraction last drawn, so a bar never goes backwards (pages/lab.py)",
+    "cmp_delete": "Compare's delete button (its click is consumed once, pages/compare.py)",
+}
 WIDGET_PREFIX = "cfg_"     # the Lab's config widgets are keyed cfg_<RunConfig field>
 FIELD_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 # Fields where None means the strategy's default: an emptied box keeps None (others take FIELD_DEFAULTS).
