@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import platform
 import statistics
 from dataclasses import asdict, dataclass, field
 
@@ -105,6 +106,38 @@ def for_machine(train_speed: float | None, general_speed: float | None, rates: R
                  general=rates.general * general, head_step=rates.head_step, fixed=dict(rates.fixed),
                  source=f"{rates.source}, scaled to this machine's measured speed "
                         f"({1 / train:.2f}x in training, {1 / general:.2f}x in fp32)")
+
+
+SPEEDS_FILE = "machine_speed.json"    # core.machine writes it: {"<cpu>|<n> threads|torch <v>|<device>|<precision>": [GFLOP/s, ...]}
+
+
+def cpu_name() -> str:
+    """This CPU's model name (/proc/cpuinfo), else what the platform says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        name = ""
+    return name or platform.processor() or platform.machine()
+
+
+def host_rates(rates: Rates = DEFAULT_RATES) -> Rates:
+    """`rates` scaled to this host from the matmul speeds its runs (or its warm worker) measured and kept,
+    read without torch: the app's first estimate, before any run here is stored. The fastest precision
+    measured on this CPU is the one its runs train in (bf16 where the CPU has it); `rates` as they are
+    while nothing was measured here yet."""
+    try:
+        known = json.loads((cache_dir() / SPEEDS_FILE).read_text())
+    except (OSError, ValueError):
+        return rates
+    here = {}
+    for key, seen in (known.items() if isinstance(known, dict) else []):
+        parts = key.split("|")
+        if len(parts) == 5 and parts[0] == cpu_name() and parts[3] == "cpu" and isinstance(seen, list) and seen:
+            here[parts[4]] = max(float(v) for v in seen)
+    if "fp32" not in here:
+        return rates
+    return for_machine(max(here.values()), here["fp32"], rates)
 
 
 def _step_rate(strategy: str, rates: Rates) -> float:

@@ -191,6 +191,20 @@ def death_cause(code: int | None, oom_before: dict, oom_after: dict) -> dict:
             "message": f"the training process ended unexpectedly with exit code {code}"}
 
 
+def measure_speeds() -> None:
+    """This machine's matmul speed in the precision its runs train in and in fp32 (core.machine: once per
+    machine, about 0.3 s each, then read from the cache), so the page's first estimate fits the host."""
+    from .machine import speed
+    from .models import autocast_dtype, pick_device
+
+    try:
+        device = pick_device("auto")
+        speed(device, autocast_dtype(device))
+        speed(device, None)
+    except Exception:                       # noqa: BLE001 - an estimate never stops a worker
+        pass
+
+
 def _worker_main(conn, stop_event, store_path, model_name):
     """Worker process: load the model, wait for one job, run it, report, exit."""
     _send_stderr_to(_log_path(store_path))
@@ -202,6 +216,7 @@ def _worker_main(conn, stop_event, store_path, model_name):
             load_base(model_name)          # warm: the first progress then comes at once
         except Exception:
             pass                            # the job itself will report a model error clearly
+        measure_speeds()                    # this host's matmul speeds, for the page's first estimate
         try:                                # and the general benchmark's sentences: every task read and
             probe_sets(RunConfig().general_size)   # checked for overlap (seconds), before the click
         except Exception:

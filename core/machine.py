@@ -9,33 +9,23 @@ about 0.3 s to measure, is what the start-of-run estimate needs before this mach
 from __future__ import annotations
 
 import json
-import platform
 import time
 
 import torch
 
-from .paths import atomic_write, cache_dir
+from .estimate import SPEEDS_FILE, cpu_name
 from .models import autocast
+from .paths import atomic_write, cache_dir
 
-FILE = "machine_speed.json"
 # One MiniLM block's feed-forward matmul at the default training batch: 16 texts x 48 tokens, 384 -> 1536
 TOKENS, HIDDEN, INNER = 16 * 48, 384, 1536
 BUDGET_S = 0.3
 MEASURES = 3
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
-    except OSError:
-        name = ""
-    return name or platform.processor() or platform.machine()
-
-
 def _key(device: torch.device, dtype) -> str:
     precision = "fp32" if dtype is None else str(dtype).replace("torch.", "")
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu()
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return f"{where}|{torch.get_num_threads()} threads|torch {torch.__version__}|{device.type}|{precision}"
 
 
@@ -65,7 +55,7 @@ def matmul_rate(device: torch.device, dtype) -> float:
 def speed(device: torch.device, dtype) -> float:
     """matmul_rate for this machine: the best of its first MEASURES runs' measurements, kept in the
     cache (a first run beside a busy process measures too slow; the next ones correct it), then read."""
-    path = cache_dir() / FILE
+    path = cache_dir() / SPEEDS_FILE
     try:
         known = json.loads(path.read_text())
     except (OSError, ValueError):

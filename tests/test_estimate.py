@@ -260,7 +260,7 @@ def test_a_machines_speed_is_measured_on_its_first_runs_then_read_back(monkeypat
     monkeypatch.setattr(machine, "matmul_rate", lambda d, t: next(speeds))
     cpu = torch.device("cpu")
     assert [machine.speed(cpu, None) for _ in range(5)] == [50.0, 200.0, 200.0, 200.0, 200.0]
-    (tmp_path / "cache" / machine.FILE).write_text("not json")
+    (tmp_path / "cache" / machine.SPEEDS_FILE).write_text("not json")
     assert machine.speed(cpu, None) == 999.0
 
 
@@ -275,3 +275,23 @@ def test_the_matmul_rate_is_a_plausible_number_of_gflops():
     # the run has seeded the global generator before it measures: a first run on a machine (measured)
     # and a later one (read from the cache) must train from the same random numbers
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_the_apps_first_estimate_is_scaled_by_the_speeds_this_host_measured(tmp_path, monkeypatch):
+    """Before any run is stored, the page's rates are the reference ones moved to this host by the speeds
+    its warm worker kept (read without torch); another CPU's speeds, or none, leave them as they are."""
+    import json
+
+    from core import estimate
+
+    monkeypatch.setattr(estimate, "cache_dir", lambda: tmp_path)
+    assert estimate.host_rates() == estimate.DEFAULT_RATES                    # nothing measured here yet
+    cpu = estimate.cpu_name()
+    (tmp_path / estimate.SPEEDS_FILE).write_text(json.dumps({
+        f"{cpu}|2 threads|torch 2.13.0|cpu|bfloat16": [180.0, 207.5], f"{cpu}|2 threads|torch 2.13.0|cpu|fp32": [101.0],
+        "another CPU|2 threads|torch 2.13.0|cpu|fp32": [999.0]}))
+    here = estimate.host_rates()
+    assert here == estimate.for_machine(207.5, 101.0)
+    ref = estimate.REFERENCE_SPEED
+    assert here.step["full"] == pytest.approx(estimate.DEFAULT_RATES.step["full"] * ref["train"] / 207.5)
+    assert here.general == pytest.approx(estimate.DEFAULT_RATES.general * ref["fp32"] / 101.0)

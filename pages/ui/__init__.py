@@ -324,7 +324,9 @@ def preset_runs(task: str | None = None, names=None) -> list:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _rates(device: str = "cpu"):
-    return rates_from(list(reversed(RunStore().list(all_versions=True))), device)   # timings stay valid
+    # timings stay valid across result versions; before any run here, the reference rates scaled to this
+    # host by the speeds its warm worker measured (core.estimate.host_rates)
+    return rates_from(list(reversed(RunStore().list(all_versions=True))), device, defaults=estimates.host_rates())
 
 
 def run_estimate(cfg: RunConfig, rescoring: bool = False):
