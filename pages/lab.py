@@ -9,9 +9,9 @@ import contextlib
 import streamlit as st
 
 from pages import ui
-from core.config import ConfigError, RunConfig
+from core.config import FIELD_TYPES, ConfigError, RunConfig
 from core.errors import DataError
-from core.estimate import STAGES, describe_accuracy
+from core.estimate import LONG_RUN_S, STAGES, describe_accuracy
 from core import stats, uploads
 from core.data import RARE, row_accounting, thin_classes
 from core.fmt import pct, pct_value, pts
@@ -46,7 +46,7 @@ def knob_widget(knob, hint_text: str):
     """The widget a strategy knob gets, from its declaration: its type, range and one-line help."""
     rng = knob.describe_range()
     help_text = knob.help + (f" ({rng})" if rng else "")
-    kind = ui.FIELD_TYPES[knob.name]
+    kind = FIELD_TYPES[knob.name]
     label = knob.label[:1].upper() + knob.label[1:]        # "L2-SP alpha" keeps its capitals
     if knob.choices:
         st.multiselect(label, list(knob.choices), help=help_text, **bind(knob.name))
@@ -122,7 +122,7 @@ run_estimate = ui.run_estimate(cfg) if config_error is None else None    # the o
 estimate = run_estimate.total_s if run_estimate is not None else None
 jobs = ui.session_jobs()
 active = [j for j in jobs if not j.finished]
-long_run = estimate is not None and estimate > ui.LONG_RUN_S
+long_run = estimate is not None and estimate > LONG_RUN_S
 run_col, what_col = st.columns([1, 3.5 if presenter else 4], vertical_alignment="center")
 with what_col:
     if config_error:
