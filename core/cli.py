@@ -16,6 +16,7 @@ from .config import FIELD_TYPES, ConfigError, RunConfig, parse_field
 from .fmt import pct_value, pts
 from .sweeps import parse_grid, sweep_configs
 from .uploads import display_name
+from .urlstate import config_to_query
 from .data import GENERAL_NAMES, TASKS
 from .model_registry import MODELS
 from .strategies import KNOBS, STRATEGIES
@@ -57,6 +58,14 @@ def add_config_flags(p: argparse.ArgumentParser, skip=()):
         if name not in skip:
             p.add_argument("--" + name.replace("_", "-"), dest=name, type=str, default=None,
                            help=flag_help(name).replace("%", "%%"))
+
+
+def command_line(cfg: RunConfig) -> str:
+    """The one `python -m core run ...` line that runs `cfg`: the fields that differ from RunConfig's
+    defaults, written as a link writes them (`--size all`, `--lora-targets query,value`), quoted for a
+    POSIX shell. The Lab shows it; on another machine it runs unchanged (on its GPU where it has one)."""
+    flags = [f"--{name.replace('_', '-')} {shlex.quote(text)}" for name, text in config_to_query(cfg).items()]
+    return " ".join(["python -m core run", *flags])
 
 
 def config_from_args(args, **overrides) -> RunConfig:

@@ -9,6 +9,7 @@ import contextlib
 import streamlit as st
 
 from pages import ui
+from core.cli import command_line
 from core.config import FIELD_TYPES, ConfigError, RunConfig
 from core.errors import DataError
 from core.estimate import LONG_RUN_S, STAGES, describe_accuracy
@@ -152,6 +153,15 @@ if clicked:
         active = [j for j in jobs if not j.finished]
     except ConfigError as err:
         ui.show_config_error(err)
+if not presenter and config_error is None:      # the engineer's hand-over: the same run, outside the app
+    with st.expander("The same run from the command line", icon=":material/terminal:"):
+        st.code(command_line(cfg), language="bash", wrap_lines=True)
+        st.caption("Run it from this folder (`python -m core run --help` lists every flag). For the real job, "
+                   "`--size all` trains on the whole training split with the same evaluation; on a machine "
+                   "with a GPU it runs there unchanged."
+                   + (" `upload:…` names this lab's copy of your file; on another machine give the file itself, "
+                      "its columns named text and label (and split, if it has one): `--task csv:your_file.csv`."
+                      if cfg.task.startswith("upload:") else ""))
 
 
 def warming_note():

@@ -631,3 +631,13 @@ def test_every_session_state_key_a_page_uses_is_declared_in_one_place():
         d.endswith("*") and k.startswith(d[:-1]) for d in declared)}
     assert undeclared == set()
     assert {d for d in declared if not any(k == d or (d.endswith("*") and k.startswith(d[:-1])) for k in used)} == set()
+
+
+def test_the_lab_shows_the_command_line_of_its_setup_but_not_on_a_projector():
+    at = new_app({"strategy": "lora", "size": "64", "lr": "0.0003"})
+    assert_no_exception(at)
+    lines = [c.value for c in at.code]
+    assert lines == ["python -m core run --size 64 --strategy lora --lr 0.0003"]
+    assert any("--size all" in c.value for c in at.caption)          # the real job: the whole training split
+    at = new_app({"strategy": "lora", "presenter": "1"})
+    assert [c.value for c in at.code] == []

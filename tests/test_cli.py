@@ -223,3 +223,25 @@ def test_the_timing_summary_reads_the_runs_that_trained_the_encoder():
     assert "general benchmark 50 s" in text
     assert "took 3.0 % of a run (at most 10.0 %)" in text      # 5/100, 20/200, 3/300, 0/400
     assert timing_summary(runs[3:4]) == ""                      # feature extraction trains no encoder
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"strategy": "lora", "lora_targets": ("query", "value"), "lr": 3e-4, "size": None},
+    {"task": "drug-sentiment", "strategy": "full", "freeze_layers": 2, "layer_lr_decay": 0.8, "seed": 7},
+    {"task": "csv:/tmp/my data/reviews.csv", "strategy": "wise-ft", "wise_alpha": 0.75, "precision": "fp32"},
+])
+def test_the_command_line_the_lab_shows_runs_the_same_configuration(changes):
+    """`command_line` (shown in the Lab) read back by the CLI's own parser: the same RunConfig, so the same
+    store key; a path with a space stays one argument."""
+    import shlex
+
+    from core.cli import build_parser, command_line, config_from_args
+    from core.config import RunConfig
+
+    cfg = RunConfig(**changes)
+    line = command_line(cfg)
+    assert line.startswith("python -m core run")
+    args = build_parser().parse_args(shlex.split(line)[3:])
+    assert args.command == "run" and config_from_args(args) == cfg
+    assert ("--size all" in line) == (cfg.size is None)
