@@ -158,6 +158,22 @@ def cmd_run(args, store):
           else result_table(result))
 
 
+def cmd_layers(args, store):
+    from .layers import probe_layers   # torch: only for this command
+
+    report = probe_layers(config_from_args(args))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1, default=str))
+        return
+    cfg = report.config
+    print(f"A linear probe on each layer of {cfg.model}'s frozen features: {display_name(cfg.task)} "
+          f"(n={cfg.size or 'all'}, seed {cfg.seed}; test subset of {report.rows[0]['in_domain']['n']}) and the "
+          f"general tasks ({report.n_general_test} test sentences each).")
+    print(report.table())
+    print(f"Best layer for the task: {report.best_in_domain} (python -m core run ... --strategy feature-extraction "
+          f"--feature-layer {report.best_in_domain}); for the general tasks: {report.best_general}.")
+
+
 def cmd_list(args, store):
 
     if args.json:
@@ -502,6 +518,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--strategy")
     e.add_argument("--all-versions", action="store_true", help="also runs measured by an older RESULT_VERSION")
     e.set_defaults(func=cmd_export)
+
+    lay = sub.add_parser("layers", help="a linear probe on every layer of the frozen encoder: which to use")
+    add_config_flags(lay)
+    lay.add_argument("--json", action="store_true", help="print the report as JSON")
+    lay.set_defaults(func=cmd_layers)
 
     b = sub.add_parser("bench", help="speed against a Hugging Face Trainer baseline; writes docs/PERFORMANCE.md")
     b.add_argument("--repeats", type=int, default=3)
