@@ -7,7 +7,7 @@ PORT    ?= 8501
 # localhost only; ADDRESS=0.0.0.0 serves the lab to other machines on the network (.streamlit/config.toml)
 ADDRESS ?= localhost
 
-.PHONY: setup browser run demo test test-fast tuning results remedies presets bench bench-app workshop-load default-run busy-neighbour clean
+.PHONY: setup browser run demo test test-fast tuning results layers remedies presets bench bench-app workshop-load default-run busy-neighbour clean
 
 # torch is pinned to the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build).
 # The model and data packages are read by path, never imported: their declared deps are not needed.
@@ -54,6 +54,10 @@ results: setup
 	$(BIN)/python -m core sweep --task r8 --sizes 64 256 1024 --strategies feature-extraction full lora \
 	  --seeds 0 1 2 --title "In-domain accuracy against general score (R8)" \
 	  --out docs/RESULTS.md --section r8 --json-out assets/presets/r8.json --per-class
+
+# Which layer to use: a linear probe on each frozen layer of the encoder, R8 at n=256, three training samples.
+layers: setup
+	$(BIN)/python -m core layers --task r8 --size 256 --seeds 0 1 2 --out docs/RESULTS.md --section layers-r8
 
 # The remedies for forgetting against full fine-tuning, and full fine-tuning pushed too far (docs/RESULTS.md).
 REMEDIES := zero-shot full lp-ft l2-sp:l2sp_alpha=10 l2-sp:l2sp_alpha=1000 wise-ft full:best_epoch=true

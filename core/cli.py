@@ -159,19 +159,29 @@ def cmd_run(args, store):
 
 
 def cmd_layers(args, store):
-    from .layers import probe_layers   # torch: only for this command
+    from .layers import probe_layers, seeds_table   # torch: only for this command
 
-    report = probe_layers(config_from_args(args))
+    base = config_from_args(args)
+    seeds = args.seeds or [base.seed]
+    reports = [probe_layers(base.replace(seed=s)) for s in seeds]
     if args.json:
-        print(json.dumps(report.to_dict(), indent=1, default=str))
+        print(json.dumps([r.to_dict() for r in reports], indent=1, default=str))
         return
-    cfg = report.config
-    print(f"A linear probe on each layer of {cfg.model}'s frozen features: {display_name(cfg.task)} "
-          f"(n={cfg.size or 'all'}, seed {cfg.seed}; test subset of {report.rows[0]['in_domain']['n']}) and the "
-          f"general tasks ({report.n_general_test} test sentences each).")
-    print(report.table())
-    print(f"Best layer for the task: {report.best_in_domain} (python -m core run ... --strategy feature-extraction "
-          f"--feature-layer {report.best_in_domain}); for the general tasks: {report.best_general}.")
+    cfg, first = reports[0].config, reports[0]
+    what = (f"A linear probe on each layer of {cfg.model}'s frozen features: {display_name(cfg.task)} at "
+            f"n={cfg.size or 'all'} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; "
+            f"{first.rows[0]['in_domain']['n']:,} test texts) and the general tasks "
+            f"({first.n_general_test:,} test sentences each).")
+    table = first.table() if len(reports) == 1 else seeds_table(reports)
+    print(what)
+    print(table)
+    print(f"Best layer for the task: {first.best_in_domain} (python -m core run ... --strategy feature-extraction "
+          f"--feature-layer {first.best_in_domain}); for the general tasks: {first.best_general}.")
+    if args.out:
+        command = "python -m core layers " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        doc = [f"## {args.title}", "", what, "", table, "", f"Made by `{command}`."]
+        write_doc(Path(args.out), "\n".join(doc) + "\n", args.section)
+        print(f"wrote {args.out}" + (f" (section {args.section})" if args.section else ""))
 
 
 def cmd_list(args, store):
@@ -522,6 +532,10 @@ def build_parser() -> argparse.ArgumentParser:
     lay = sub.add_parser("layers", help="a linear probe on every layer of the frozen encoder: which to use")
     add_config_flags(lay)
     lay.add_argument("--json", action="store_true", help="print the report as JSON")
+    lay.add_argument("--seeds", nargs="+", type=int, help="several training samples: one table over them")
+    lay.add_argument("--out", help="also write the table as markdown here (e.g. docs/RESULTS.md)")
+    lay.add_argument("--section", help="replace only this named section of --out (between its markers)")
+    lay.add_argument("--title", default="Which layer: a linear probe on each frozen layer")
     lay.set_defaults(func=cmd_layers)
 
     b = sub.add_parser("bench", help="speed against a Hugging Face Trainer baseline; writes docs/PERFORMANCE.md")

@@ -135,3 +135,23 @@ def probe_layers(config: RunConfig) -> LayerReport:
         report.rows.append({"layer": k, "in_domain": accuracy_interval(acc, len(y_test)), "general": scores,
                             "general_mean": float(np.mean(list(scores.values())))})
     return report
+
+
+def seeds_table(reports: list[LayerReport]) -> str:
+    """Several seeds' reports of one configuration: per layer the in-domain accuracy (mean over seeds, their
+    range, and the widest Wilson half-width of one seed's test subset) and the general tasks (the same
+    sentences for every seed), with how many seeds found each layer best for the task."""
+    tasks = list(reports[0].rows[0]["general"])
+    best = [r.best_in_domain for r in reports]
+    head = ["layer", f"in-domain, mean of {len(reports)} seeds (range; ± one seed's 95 %)"] + tasks + \
+        ["general mean", "best for the task in"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k, row in enumerate(reports[0].rows):
+        accs = [r.rows[k]["in_domain"]["acc"] for r in reports]
+        half = max((r.rows[k]["in_domain"]["high"] - r.rows[k]["in_domain"]["low"]) / 2 for r in reports)
+        cells = ["embeddings" if k == 0 else str(k),
+                 f"{pct(float(np.mean(accs)))} ({pct(min(accs))} to {pct(max(accs))}; ±{pct(half).replace(' %', '')})"]
+        cells += [pct(row["general"][t]) for t in tasks] + [pct(row["general_mean"])]
+        cells.append(f"{best.count(k)} of {len(reports)} seeds" if k else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

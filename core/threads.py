@@ -9,8 +9,9 @@ for each core the other processes keep busy. `training.run` polls it before ever
 so the CLI's run and sweep, the app's worker and each Ray task share cores the same way.
 
 The count of threads changes the order in which a matmul sums, and so a trained weight's last bits:
-two runs of one seed are bit for bit the same only at the same count. FTLAB_THREADS=N pins every run
-to N threads, whatever else runs (the test suite sets it: its own servers and workers come and go).
+two runs of one seed are bit for bit the same only at the same count. FTLAB_THREADS=fixed keeps every
+run at the count its process has (torch's default, or what a Ray task was given), FTLAB_THREADS=N at N,
+whatever else runs (the test suite sets `fixed`: its own servers and workers come and go).
 """
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ from .errors import ConfigError
 PINNED_ENV = "FTLAB_THREADS"
 
 
-def pinned_threads() -> int | None:
-    """FTLAB_THREADS as a count of threads, or None when it is not set."""
-    text = os.environ.get(PINNED_ENV, "").strip()
+def pinned_threads(current: int) -> int | None:
+    """The count FTLAB_THREADS pins a run to (`fixed`: the `current` one), or None when it is not set."""
+    text = os.environ.get(PINNED_ENV, "").strip().lower()
     if not text:
         return None
+    if text == "fixed":
+        return current
     if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"{PINNED_ENV} must be a whole number of threads, at least 1 (got {text!r})")
+        raise ConfigError(f"{PINNED_ENV} must be 'fixed' or a whole number of threads, at least 1 (got {text!r})")
     return int(text)
 
 
@@ -51,7 +54,7 @@ class ThreadGovernor:
         self.me = psutil.Process()
         self.cores = torch.get_num_threads()
         self.threads, self.switches = self.cores, 0
-        self.fixed = pinned_threads()
+        self.fixed = pinned_threads(self.cores)
         if self.fixed is not None and self.fixed != self.cores:
             torch.set_num_threads(self.fixed)
             self.threads = self.fixed

@@ -29,11 +29,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"           # no machine here reaches a hub: fa
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_CACHE"] = str(HOME / "hf-datasets")   # datasets' own cache, not ~/.cache
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Every run of the suite (and of the servers and workers it starts) on torch's own thread count, never
-# fewer while another of its processes is busy: a seed then gives the same weights bit for bit
-# (core/threads.py; tests/test_threads.py unsets it to test the sharing itself).
-os.environ.setdefault("FTLAB_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                           else os.cpu_count() or 1))
+# Every run of the suite (and of the servers, workers and Ray tasks it starts) keeps its process's thread
+# count, never fewer while another of its processes is busy: a seed then gives the same weights bit for
+# bit (core/threads.py; tests/test_threads.py unsets it to test the sharing itself).
+os.environ.setdefault("FTLAB_THREADS", "fixed")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

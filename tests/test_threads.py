@@ -80,11 +80,23 @@ def test_pinned_threads_never_change_however_busy_the_machine(monkeypatch):
     assert calls == [1, 2]
 
 
+def test_fixed_keeps_the_count_the_process_has(monkeypatch):
+    """A Ray task given one thread keeps one; nothing busy or free changes it."""
+    monkeypatch.setenv(threads.PINNED_ENV, "fixed")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    g = ThreadGovernor()
+    g.poll()
+    g.restore()
+    assert calls == [] and g.threads == 1 and g.fixed == 1
+
+
 def test_a_pinned_count_that_is_not_a_number_is_refused(monkeypatch):
     import pytest
 
     from core.errors import ConfigError
 
     monkeypatch.setenv(threads.PINNED_ENV, "two")
-    with pytest.raises(ConfigError, match="FTLAB_THREADS must be a whole number of threads"):
+    with pytest.raises(ConfigError, match="FTLAB_THREADS must be 'fixed' or a whole number of threads"):
         ThreadGovernor()
