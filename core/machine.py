@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 
+import psutil
 import torch
 
 from .estimate import SPEEDS_FILE, cpu_name
@@ -21,6 +22,7 @@ from .paths import atomic_write, cache_dir
 TOKENS, HIDDEN, INNER = 16 * 48, 384, 1536
 BUDGET_S = 0.3
 MEASURES = 3
+QUIET_CORES = 0.3      # other processes' CPU use (cores) below which a measurement is kept
 
 
 def _key(device: torch.device, dtype) -> str:
@@ -52,9 +54,26 @@ def matmul_rate(device: torch.device, dtype) -> float:
     return flops / best / 1e9
 
 
+def others_busy_while(measure) -> tuple[float, float]:
+    """(measure()'s value, the cores other processes kept busy meanwhile), from the machine's and this
+    process's CPU times (core.threads reads them the same way)."""
+    me = psutil.Process()
+
+    def sample():
+        t, own = psutil.cpu_times(), me.cpu_times()
+        return time.monotonic(), t.user + t.nice + t.system, own.user + own.system
+
+    before = sample()
+    value = measure()
+    after = sample()
+    elapsed = max(1e-6, after[0] - before[0])
+    return value, max(0.0, (after[1] - before[1]) - (after[2] - before[2])) / elapsed
+
+
 def speed(device: torch.device, dtype) -> float:
-    """matmul_rate for this machine: the best of its first MEASURES runs' measurements, kept in the
-    cache (a first run beside a busy process measures too slow; the next ones correct it), then read."""
+    """matmul_rate for this machine: the best of its first MEASURES measurements taken while nothing else
+    kept a core busy, kept in the cache, then read. A measurement beside a busy process is used for this
+    run alone and not kept (it would make every later estimate too long until MEASURES quiet ones)."""
     path = cache_dir() / SPEEDS_FILE
     try:
         known = json.loads(path.read_text())
@@ -64,7 +83,10 @@ def speed(device: torch.device, dtype) -> float:
     seen = known.get(key) if isinstance(known, dict) else None
     seen = [v for v in seen if isinstance(v, (int, float)) and v > 0] if isinstance(seen, list) else []
     if len(seen) < MEASURES:
-        seen.append(round(matmul_rate(device, dtype), 1))
+        rate, busy = others_busy_while(lambda: round(matmul_rate(device, dtype), 1))
+        if busy > QUIET_CORES and device.type == "cpu":
+            return float(max(seen + [rate]))
+        seen.append(rate)
         known = {**(known if isinstance(known, dict) else {}), key: seen}
         atomic_write(path, json.dumps(known, indent=1))
     return float(max(seen))

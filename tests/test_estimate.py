@@ -258,10 +258,38 @@ def test_a_machines_speed_is_measured_on_its_first_runs_then_read_back(monkeypat
     monkeypatch.setenv("FTLAB_HOME", str(tmp_path))
     speeds = iter([50.0, 200.0, 150.0, 999.0, 80.0])
     monkeypatch.setattr(machine, "matmul_rate", lambda d, t: next(speeds))
+    busy = iter([0.0] * 6)                                  # a quiet machine: every measurement is kept
+    monkeypatch.setattr(machine, "others_busy_while", lambda measure: (measure(), next(busy)))
     cpu = torch.device("cpu")
     assert [machine.speed(cpu, None) for _ in range(5)] == [50.0, 200.0, 200.0, 200.0, 200.0]
     (tmp_path / "cache" / machine.SPEEDS_FILE).write_text("not json")
     assert machine.speed(cpu, None) == 999.0
+
+
+def test_a_speed_measured_beside_a_busy_process_serves_its_run_and_is_not_kept(monkeypatch, tmp_path):
+    """A warm worker measuring while the page draws (or another run trains) sees a slow machine: that
+    figure would make every later estimate too long, so it is not kept."""
+    import json
+
+    import torch
+
+    from core import machine
+
+    monkeypatch.setenv("FTLAB_HOME", str(tmp_path))
+    speeds, busy = iter([60.0, 210.0]), iter([1.2, 0.1])    # one core taken by another process, then quiet
+    monkeypatch.setattr(machine, "matmul_rate", lambda d, t: next(speeds))
+    monkeypatch.setattr(machine, "others_busy_while", lambda measure: (measure(), next(busy)))
+    cpu = torch.device("cpu")
+    assert machine.speed(cpu, None) == 60.0 and not (tmp_path / "cache" / machine.SPEEDS_FILE).exists()
+    assert machine.speed(cpu, None) == 210.0
+    assert list(json.loads((tmp_path / "cache" / machine.SPEEDS_FILE).read_text()).values()) == [[210.0]]
+
+
+def test_the_cores_others_keep_busy_are_read_around_a_measurement():
+    from core import machine
+
+    value, others = machine.others_busy_while(lambda: sum(range(10 ** 6)))
+    assert value == sum(range(10 ** 6)) and others >= 0.0
 
 
 def test_the_matmul_rate_is_a_plausible_number_of_gflops():
