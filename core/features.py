@@ -80,13 +80,13 @@ def encode(encoder, token_ids: list[np.ndarray], pad_id: int, device: torch.devi
     batch_size = batch_size or eval_batch_size(device)
     out = np.zeros((len(token_ids), encoder.config.hidden_size), dtype=np.float32)
     try:
-        with only_bottom_layers(encoder, layer):
+        with only_bottom_layers(encoder, layer) as lower:
             for idx in length_grouped_batches(lengths, batch_size, None):
                 if should_stop is not None and should_stop():
                     raise RunStopped()
                 ids, mask = collate(token_ids, idx, pad_id, device)
                 with autocast(device, dtype):
-                    hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                    hidden = lower(input_ids=ids, attention_mask=mask).last_hidden_state
                 out[idx] = pool(hidden, mask, pooling).float().cpu().numpy()
     finally:
         encoder.train(was_training)

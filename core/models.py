@@ -145,16 +145,26 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 @contextlib.contextmanager
 def only_bottom_layers(encoder, k: int | None):
-    """Run just the first k blocks: features from a lower layer cost less to compute."""
+    """The encoder running just its first k blocks (features from a lower layer cost less to compute).
+    A plain transformers encoder, the shared pre-trained one among them, gets a view: a shallow copy
+    that shares every weight and block, with a shorter block list of its own, so the encoder itself is
+    never changed. A wrapped one (peft's, always a run's private copy) has its list swapped for the call."""
     layers = encoder_layers(encoder)
     if k is None or k >= len(layers):
-        yield
+        yield encoder
+        return
+    inner = encoder._modules.get("encoder")
+    if inner is not None and isinstance(inner._modules.get("layer"), nn.ModuleList):
+        view, short = copy.copy(encoder), copy.copy(inner)
+        short._modules = {**inner._modules, "layer": nn.ModuleList(list(inner.layer)[:k])}
+        view._modules = {**encoder._modules, "encoder": short}
+        yield view
         return
     parent = _layers_parent(encoder)
     full = parent.layer
     parent.layer = nn.ModuleList(list(full)[:k])
     try:
-        yield
+        yield encoder
     finally:
         parent.layer = full
 
@@ -192,8 +202,8 @@ class EncoderClassifier(nn.Module):
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
 
     def features(self, input_ids, attention_mask):
-        with only_bottom_layers(self.encoder, self.feature_layer):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        with only_bottom_layers(self.encoder, self.feature_layer) as encoder:
+            hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return pool(hidden, attention_mask, self.pooling)
 
     def forward(self, input_ids, attention_mask):

@@ -175,3 +175,17 @@ def test_loading_a_registry_model_does_not_turn_the_hub_off_for_the_process(monk
         assert "HF_HUB_OFFLINE" not in os.environ
     finally:
         load_base.cache_clear()
+
+
+def test_a_lower_layer_is_read_through_a_view_that_leaves_the_shared_encoder_whole():
+    """feature_layer = 2 on the shared pre-trained encoder: a shallow view with two blocks that shares
+    every weight; the encoder itself keeps its six blocks, during the call too."""
+    from core.models import encoder_layers, load_base, only_bottom_layers
+
+    _, base = load_base("minilm")
+    with only_bottom_layers(base, 2) as lower:
+        assert len(encoder_layers(lower)) == 2 and len(encoder_layers(base)) == 6
+        assert lower.embeddings is base.embeddings and encoder_layers(lower)[1] is encoder_layers(base)[1]
+    assert len(encoder_layers(base)) == 6
+    with only_bottom_layers(base, None) as whole:
+        assert whole is base
