@@ -184,5 +184,5 @@ def format_field(name: str, value) -> str:
     if isinstance(value, (tuple, list)):
         return ",".join(value)
     if isinstance(value, float):
-        return f"{value:g}"
+        return repr(value)          # the shortest text that reads back as the same float (":g" kept 6 digits)
     return str(value)

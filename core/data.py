@@ -570,7 +570,8 @@ def row_accounting(table, text: str, label: str, split: str | None = None) -> di
 
 def thin_classes(name: str, size: int | None, seed: int = 0) -> dict:
     """core.stats.thin_classes of the training sample a run of `name` at `size` (and `seed`) draws:
-    the same stratified sample sample_train gives the run. A DataError propagates."""
+    the same stratified sample sample_train gives the run. A DataError propagates, and a ValueError for a
+    size the task does not have (a stored run's, after its task changed)."""
     task = load_task(name)
     idx = sample_train(task, size, seed)
     return stats.thin_classes(task.train_labels[idx], task.num_labels)

@@ -10,6 +10,7 @@ model's depth is read from its config.json, so the app's server plans without lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from .config import ConfigError, RunConfig
 from .data import Task, load_task
@@ -22,8 +23,14 @@ class RunPlan:
     config: RunConfig        # resolved: the strategy's defaults filled in, the fields it ignores cleared
     strategy: Strategy
     task: Task
-    model_id: str            # what the weights are (a registry name, a folder's or hub id's fingerprint)
     layers: int | None       # transformer blocks from the model's config.json; None: known once loaded
+
+    @cached_property
+    def model_id(self) -> str:
+        """What the weights are (a registry name with its files' fingerprint). Read when a key is asked
+        for, not when the run is checked: a model whose package is missing fails its run with that
+        reason, and does not make every value of a link or the Run bar unusable."""
+        return model_identity(self.config.model)
 
     @property
     def key(self) -> str:
@@ -47,7 +54,7 @@ def plan(config: RunConfig, as_written: bool = False) -> RunPlan:
     check_fits(config if as_written else cfg, len(task.train_texts), layers)
     if as_written:
         config.validate()
-    return RunPlan(cfg, get_strategy(cfg.strategy), task, model_identity(cfg.model), layers)
+    return RunPlan(cfg, get_strategy(cfg.strategy), task, layers)
 
 
 def check_fits(cfg: RunConfig, n_train: int, layers: int | None) -> None:

@@ -371,8 +371,14 @@ def adapt(cfg: RunConfig, strategy, task, env: Loaded):
         strategy.init_head(model, task.label_names, embed, cfg)
     total = count_params(model, trainable_only=False)
     groups = strategy.adapt(model, cfg)
-    model.to(env.device)
+    own_parts_to(model, env.base, env.device)
     return model, groups, total
+
+
+def own_parts_to(model: EncoderClassifier, base, device) -> None:
+    """Move the classifier to `device`, all but the shared pre-trained encoder when it is the classifier's
+    (feature extraction, zero-shot): base_on keeps that one on its device for every run of the process."""
+    (model.head if model.encoder is base else model).to(device)
 
 
 def trainable_params(cfg, num_labels: int) -> tuple[int, int]:
@@ -659,9 +665,14 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
         store=None) -> RunResult:
     """Train and evaluate one configuration; answered from `store` at once if it was run before.
     Stages: plan -> prepare (loading, tokenizing) -> train -> evaluate -> benchmark -> assemble -> store."""
-    report = _Reporter(on_progress)
     governor = ThreadGovernor()      # the run's threads follow what the machine has free (core/threads.py)
-    should_stop = _sharing_cores(should_stop, governor)
+    try:
+        return _run(config, _Reporter(on_progress), _sharing_cores(should_stop, governor), store)
+    finally:
+        governor.restore()           # also after a store hit, a refused plan or a failed load
+
+
+def _run(config: RunConfig, report: _Reporter, should_stop, store) -> RunResult:
     report.poll = _ticking(should_stop, report)     # for predictions and the benchmark
     report("loading", 0, 1, "checking the configuration", force=True)
     p = plan(config)
@@ -682,8 +693,7 @@ def run(config: RunConfig, on_progress: Callable | None = None, should_stop: Cal
                        f"{p.config.max_length}: lower one of them and run again") from None
     finally:
         kernels.close()
-        governor.restore()
-        r.model.to("cpu")
+        own_parts_to(r.model, r.env.base, "cpu")     # the device's memory back; the shared encoder stays
         gc.collect()
         if r.env.device.type == "cuda":
             torch.cuda.empty_cache()

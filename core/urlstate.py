@@ -16,6 +16,7 @@ from typing import Mapping
 
 from .config import FIELD_TYPES, ConfigError, RunConfig, format_field, parse_field
 from .data import TASKS
+from .errors import DataError
 from .model_registry import MODELS
 from .plan import plan
 from .uploads import known_uploads
@@ -75,7 +76,7 @@ def config_from_query(params: Mapping[str, str]) -> tuple[RunConfig, list[str]]:
         candidate = {**values, name: value}
         try:   # a task is checked at its own size (the size field, if any, is checked against it next)
             plan(RunConfig(**({**candidate, "size": None} if name == "task" else candidate)), as_written=True)
-        except ConfigError as err:
+        except (ConfigError, DataError) as err:
             errors.append(f"the link's {name}={raw!r} cannot be used: {err}; ignored")
             continue
         values = candidate

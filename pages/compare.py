@@ -5,6 +5,7 @@ import streamlit as st
 from pages import ui
 from core import plots, stats
 from core.config import ConfigError
+from core.errors import DataError
 from core.fmt import pct_value, pts
 from core.store import to_csv, to_json
 from core.uploads import display_name
@@ -96,7 +97,7 @@ def sweep_form() -> None:
                      key="sweep_queue", icon=":material/playlist_add:"):
             try:
                 how = ui.queue_runs(configs, f"{ui.task_title(task)}: {len(configs)} runs")
-            except ConfigError as err:
+            except (ConfigError, DataError) as err:   # DataError: an upload's file gone
                 ui.show_config_error(err)
                 return
             if how == "local":

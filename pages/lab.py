@@ -63,7 +63,7 @@ def knob_widget(knob, hint_text: str):
 def _thin(task: str, size, seed: int) -> dict | None:
     try:
         return thin_classes(task, size, seed)
-    except DataError:
+    except ValueError:      # a DataError, or a stored run's size its task no longer has
         return None
 
 
@@ -117,7 +117,7 @@ ui.sync_query(cfg)
 try:
     resolved = plan(cfg).config      # every check, more layers or examples than the model and task have too
     config_error = None
-except ConfigError as err:
+except (ConfigError, DataError) as err:      # DataError: an upload's file gone from this server
     resolved, config_error = None, err
 run_estimate = ui.run_estimate(cfg) if config_error is None else None    # the one this run is announced with
 estimate = run_estimate.total_s if run_estimate is not None else None
@@ -151,7 +151,7 @@ if clicked:
         ui.drop_link_problems(link_problems)      # a run is queued: the link's setup is behind us
         jobs = ui.session_jobs()
         active = [j for j in jobs if not j.finished]
-    except ConfigError as err:
+    except (ConfigError, DataError) as err:
         ui.show_config_error(err)
 if not presenter and config_error is None:      # the engineer's hand-over: the same run, outside the app
     with st.expander("The same run from the command line", icon=":material/terminal:"):
@@ -464,7 +464,7 @@ def wise_mixer(result) -> None:
                      icon=":material/tune:"):
             try:
                 ui.submit(mix, rescoring=kept)
-            except ConfigError as err:
+            except (ConfigError, DataError) as err:
                 ui.show_config_error(err)
                 return
             ui.set_lab_config(mix)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from pages import ui
 from core.config import ConfigError, RunConfig
+from core.errors import DataError
 from core.fmt import pct, pts
 from core.presets import measured
 
@@ -190,7 +191,7 @@ for i, (title, text, configs) in enumerate(LESSONS):
                      key=f"learn_{i}"):
             try:
                 ui.queue_runs(configs, title)        # on Ray when the server has it, else the local queue
-            except ConfigError as err:
+            except (ConfigError, DataError) as err:   # DataError: an upload's file gone
                 ui.show_config_error(err)
                 st.stop()
             ui.set_lab_config(configs[-1])

@@ -230,6 +230,7 @@ def test_the_timing_summary_reads_the_runs_that_trained_the_encoder():
     {"strategy": "lora", "lora_targets": ("query", "value"), "lr": 3e-4, "size": None},
     {"task": "drug-sentiment", "strategy": "full", "freeze_layers": 2, "layer_lr_decay": 0.8, "seed": 7},
     {"task": "csv:/tmp/my data/reviews.csv", "strategy": "wise-ft", "wise_alpha": 0.75, "precision": "fp32"},
+    {"lr": 0.00012345678, "head_lr": 0.1 + 0.2},          # more digits than %g keeps
 ])
 def test_the_command_line_the_lab_shows_runs_the_same_configuration(changes):
     """`command_line` (shown in the Lab) read back by the CLI's own parser: the same RunConfig, so the same

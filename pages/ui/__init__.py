@@ -8,8 +8,9 @@
     style.py       the base and presenter CSS, charts drawn after the first paint
 
 Core does the work; this package only connects it to st. A package, not modules beside the pages:
-Streamlit's legacy discovery offers every pages/*.py file as a page (see navigation.enter_page). Each
-module imports only those above it in this list's reverse order (messages and lookups first).
+Streamlit's legacy discovery offers every pages/*.py file as a page (see navigation.enter_page). The
+modules import each other in one direction: messages and lookups import none of the others, dispatch
+imports those two, state imports dispatch, and style imports state and dispatch.
 """
 from __future__ import annotations
 
