@@ -55,9 +55,15 @@ results: setup
 	  --seeds 0 1 2 --title "In-domain accuracy against general score (R8)" \
 	  --out docs/RESULTS.md --section r8 --json-out assets/presets/r8.json --per-class
 
-# Which layer to use: a linear probe on each frozen layer of the encoder, R8 at n=256, three training samples.
+# Which layer to use: a linear probe on each frozen layer of the encoder, every shipped task at n=256 (drug
+# conditions: all 248 training texts), three training samples each (docs/RESULTS.md).
+LAYERS := --seeds 0 1 2 --out docs/RESULTS.md
 layers: setup
-	$(BIN)/python -m core layers --task r8 --size 256 --seeds 0 1 2 --out docs/RESULTS.md --section layers-r8
+	$(BIN)/python -m core layers --task r8 --size 256 $(LAYERS) --section layers-r8 --title "Which layer: R8"
+	$(BIN)/python -m core layers --task drug-sentiment --size 256 $(LAYERS) --section layers-drug-sentiment --title "Which layer: drug reviews, sentiment"
+	$(BIN)/python -m core layers --task drug-condition --size all $(LAYERS) --section layers-drug-condition --title "Which layer: drug reviews, condition"
+	$(BIN)/python -m core layers --task clothing --size 256 $(LAYERS) --section layers-clothing --title "Which layer: clothing reviews, department"
+	$(BIN)/python -m core layers --task sms-spam --size 256 $(LAYERS) --section layers-sms-spam --title "Which layer: SMS spam"
 
 # The remedies for forgetting against full fine-tuning, and full fine-tuning pushed too far (docs/RESULTS.md).
 REMEDIES := zero-shot full lp-ft l2-sp:l2sp_alpha=10 l2-sp:l2sp_alpha=1000 wise-ft full:best_epoch=true

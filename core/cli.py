@@ -173,10 +173,11 @@ def cmd_layers(args, store):
             f"{first.rows[0]['in_domain']['n']:,} test texts) and the general tasks "
             f"({first.n_general_test:,} test sentences each).")
     table = first.table() if len(reports) == 1 else seeds_table(reports)
+    best = max(range(1, len(first.rows)), key=lambda k: sum(r.rows[k]["in_domain"]["acc"] for r in reports))
     print(what)
     print(table)
-    print(f"Best layer for the task: {first.best_in_domain} (python -m core run ... --strategy feature-extraction "
-          f"--feature-layer {first.best_in_domain}); for the general tasks: {first.best_general}.")
+    print(f"Best layer for the task{' (on the mean over the seeds)' if len(reports) > 1 else ''}: {best} (python -m "
+          f"core run ... --strategy feature-extraction --feature-layer {best}); for the general tasks: {first.best_general}.")
     if args.out:
         command = "python -m core layers " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         doc = [f"## {args.title}", "", what, "", table, "", f"Made by `{command}`."]

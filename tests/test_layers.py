@@ -42,13 +42,14 @@ def test_the_layers_command_prints_the_table_and_the_layer_to_use(small_csv, cap
     assert "| embeddings |" in out and "(best in-domain)" in out and "--feature-layer" in out
 
 
-def test_several_seeds_make_one_table_written_to_its_section(small_csv, tmp_path):
+def test_several_seeds_make_one_table_written_to_its_section(small_csv, tmp_path, capsys):
     from core.cli import main
 
     out = tmp_path / "results.md"
     out.write_text("# Results\n\nkept text\n")
     assert main(["layers", "--task", f"csv:{small_csv}", "--size", "16", "--eval-size", "50", "--general-size", "50",
                  "--max-length", "32", "--seeds", "0", "1", "--out", str(out), "--section", "layers-test"]) == 0
+    assert "Best layer for the task (on the mean over the seeds):" in capsys.readouterr().out
     text = out.read_text()
     assert "kept text" in text and "<!-- sweep:layers-test -->" in text and "mean of 2 seeds" in text
     assert text.count("| embeddings |") == 1 and "of 2 seeds |" in text
