@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY
 from core.config import ConfigError, RunConfig
 from core.errors import DataError
-from core.jobs import DONE, FINISHED, QUEUED, RUNNING, STARTING, STOPPED, JobManager
+from core.jobs import BACKOFF_S, DONE, FINISHED, QUEUED, RUNNING, STARTING, STOPPED, JobManager
 from core.store import RunStore
 
 WAIT_S = 240          # a generous bound on a tiny job: only there so that a hung worker fails the test
@@ -178,8 +178,11 @@ def test_a_worker_that_cannot_start_is_reported_once_and_retried_with_back_off(t
         done = m.wait(first, timeout=WAIT_S)
         assert done.state == "failed" and "could not start (exit code 3)" in done.error
         assert wait_for(lambda: m.start_failures >= 3, timeout=WAIT_S)         # retried: 1 s, then 2 s, ...
-        waited = m.next_start_at - time.time()
-        assert 2 < waited <= 8 and m.get(second).state == QUEUED           # backing off, the next job kept
+        with m.lock:
+            failures, problem = m.start_failures, m.start_problem
+        wait = BACKOFF_S[min(failures, len(BACKOFF_S)) - 1]
+        assert wait >= 4 and f"trying again in {wait} s" in problem           # each try waits longer
+        assert m.get(second).state == QUEUED                                  # backing off, the next job kept
         assert m.log_path.read_text().count("worker could not start") == 1  # said once
     finally:
         m.shutdown()
