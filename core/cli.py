@@ -106,6 +106,7 @@ def result_table(r) -> str:
         "  per task (fixed/refit) " + "  ".join(f"{k} {fmt_pct(v['fixed'])}/{fmt_pct(v['refit'])}"
                                                for k, v in g["per_task"].items()),
         f"  trainable parameters   {r.trainable_params:,} of {r.total_params:,}",
+    ] + ([f"  commonest label        {r.majority_lean_text()}"] if r.majority_lean() else []) + [
         f"  time                   {r.timings.get('total', 0):.1f} s  ("
         + ", ".join(f"{k} {v:.1f}" for k, v in r.timings.items() if k not in ("total", "general_live"))
         + (f"; live general estimates {r.timings['general_live']:.1f} of the training" if r.timings.get("general_live")

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .stats import accuracy_interval, general_change, general_interval, vs_majority
+from .fmt import pct, pts
+from .stats import accuracy_interval, general_change, general_interval, majority_lean, vs_majority
 from . import config as _config   # its versions read at each call: a test may change the measurement's
 
 
@@ -70,6 +71,31 @@ class RunResult:
     def general_delta_refit(self) -> float:
         return self.general["score_refit"] - self.pretrained_general["score_refit"]
 
+    def majority_lean(self) -> dict | None:
+        """core.stats.majority_lean of the in-domain test texts, with the label's name; None without
+        a confusion matrix (results stored before it was kept)."""
+        lean = majority_lean(self.confusion)
+        if lean is None:
+            return None
+        names = [c["label"] for c in self.per_class]
+        return {**lean, "name": names[lean["label"]] if lean["label"] < len(names) else str(lean["label"])}
+
+    def majority_lean_text(self) -> str | None:
+        """One sentence: 'It predicted earn for 57.1 % of the test texts, which have it 49.8 %: +7.3 ±
+        1.4 pts, it leans on the commonest label more than the data does.'"""
+        lean = self.majority_lean()
+        if lean is None:
+            return None
+        change = pts(lean["change"]) + f" ± {pts(lean['ci95'], unit='').lstrip('+')}"
+        if lean["verdict"] == "within noise":
+            said = "no more and no less than the data, within noise"
+        elif lean["change"] > 0:
+            said = "it leans on the commonest label more than the data does"
+        else:
+            said = "it predicts the commonest label less often than the data has it"
+        return (f"It predicted {lean['name']} for {pct(lean['predicted'])} of the test texts, which have it "
+                f"{pct(lean['true'])} of the time: {change}, {said}.")
+
     def general_change(self) -> dict | None:
         """The general score's change with its paired standard error (core.stats.general_change);
         None for results stored before per-sentence outcomes were kept."""
@@ -85,7 +111,7 @@ class RunResult:
         and whether the encoder was trained at all (no overfitting gap to read when it was not)."""
         return {"in_domain": self.in_domain_interval(), "general_change": general_interval(self.general_change()),
                 "vs_majority": self.vs_majority() or {"change": self.in_domain_acc - self.majority_acc},
-                "trained": self.trained}
+                "majority_lean": self.majority_lean(), "trained": self.trained}
 
     def labels_missed(self) -> tuple[int, int]:
         """(labels of the test texts the run never got right, labels the test texts have): why a macro-F1,

@@ -188,3 +188,22 @@ def vs_majority(confusion, majority_acc: float) -> dict | None:
         if best is None or se > best["se"]:
             best = {"change": float(change), "se": se, "ci95": Z95 * se, "verdict": verdict(change, se)}
     return best
+
+
+def majority_lean(confusion) -> dict | None:
+    """How much more often the run predicts the test set's commonest label than the texts have it,
+    paired over the same texts (each text counts +1 if predicted that label but has another, -1 if it
+    has it but was predicted another): {"label" (its index), "predicted", "true" (shares), "change",
+    "se", "ci95", "verdict"}. A model that leans on the majority on small or skewed data shows a
+    positive change outside its interval. None without a confusion matrix."""
+    c = np.asarray(confusion, dtype=float)
+    if c.ndim != 2 or c.size == 0 or c.sum() < 2:
+        return None
+    n = c.sum()
+    top = int(c.sum(axis=1).argmax())
+    more = c[:, top].sum() - c[top, top]            # predicted the commonest label, have another
+    fewer = c[top].sum() - c[top, top]              # have it, predicted another
+    change = (more - fewer) / n
+    se = math.sqrt(max(0.0, (more + fewer - n * change ** 2) / (n - 1)) / n)
+    return {"label": top, "predicted": float(c[:, top].sum() / n), "true": float(c[top].sum() / n),
+            "change": float(change), "se": se, "ci95": Z95 * se, "verdict": verdict(change, se)}

@@ -576,6 +576,9 @@ if result is not None:
                 ui.chart(lambda plots: plots.live_tradeoff_figure(result.curves, "Its path, epoch by epoch"),
                          "result_path")
     if result.per_class and not presenter:
+        lean = result.majority_lean_text()      # does it lean on the commonest label more than the data does?
+        if lean:
+            st.caption(lean)
         with st.expander("Per class: what the run found of each label, and what it predicted"):
             ui.chart(lambda plots: plots.per_class_figure(result), "per_class")
             if result.confusion:

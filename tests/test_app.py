@@ -348,6 +348,7 @@ def test_tiny_run_end_to_end_with_cards_and_plot():
     finish(at)
     assert_no_exception(at)
     assert job.state == "done", job.error
+    assert any(c.value == job.result.majority_lean_text() for c in at.caption)      # the lean on the commonest label
     labels = [m.label for m in at.metric]
     for want in ("In-domain accuracy", "Train accuracy", "General score (fixed probe)",
                  "General score (refit probe)", "Time", "Device", "Trainable parameters"):

@@ -105,8 +105,13 @@ def test_run_json_carries_the_intervals_the_cards_show(cli_run):
     assert majority["change"] == pytest.approx(result["in_domain_acc"] - result["majority_acc"])
     assert majority["ci95"] > 0 and majority["verdict"] in ("within noise", "distinguishable from zero")
     assert got["trained"] is True
+    lean = got["majority_lean"]                      # the commonest label: predicted share against true share
+    assert lean == stats.majority_lean(result["confusion"]) | {"name": lean["name"]}
     again = RunResult.from_dict(result)             # the extra key does not stop the result from loading
     assert again.intervals() == got
+    from core.cli import result_table
+
+    assert f"commonest label        It predicted {lean['name']} for" in result_table(again)
 
 
 def test_runs_export_and_delete(cli_run, tmp_path, capsys):

@@ -173,3 +173,31 @@ def test_the_change_against_the_majority_class_is_paired_over_the_same_texts():
     assert got["se"] == pytest.approx(se) and got["ci95"] == pytest.approx(stats.Z95 * se)
     assert stats.vs_majority([], 0.5) is None
     assert stats.vs_majority(confusion(y, pred, 3), 0.45) is None            # no label has that share
+
+
+def test_the_lean_on_the_commonest_label_is_paired_over_the_same_texts():
+    """Rows true labels, columns predicted: label 0 is commonest (60 of 100 texts) and predicted for 75."""
+    confusion = [[55, 3, 2], [12, 13, 0], [8, 2, 5]]
+    lean = stats.majority_lean(confusion)
+    assert lean["label"] == 0 and lean["predicted"] == 0.75 and lean["true"] == 0.6
+    assert abs(lean["change"] - 0.15) < 1e-12 and lean["verdict"] == "distinguishable from zero"
+    d = np.array([1] * 20 + [-1] * 5 + [0] * 75)           # per text: +1 more, -1 fewer, 0 either way
+    assert abs(lean["se"] - d.std(ddof=1) / np.sqrt(100)) < 1e-12
+    fair = stats.majority_lean([[50, 10], [10, 30]])       # as often as the data has it: no lean
+    assert fair["change"] == 0.0 and fair["verdict"] == "within noise"
+    assert stats.majority_lean([]) is None
+
+
+def test_feature_extraction_at_n64_leans_on_earn_as_results_says():
+    """docs/RESULTS.md (per class, R8): at n=64 feature extraction predicts earn for 57.1 % of the test
+    texts, which have it 49.8 %; the shipped preset runs say so through RunResult.majority_lean."""
+    from core.presets import load_presets
+
+    presets, _ = load_presets()
+    runs = [r for p in presets if p.name == "r8" for r in p.runs if r.strategy == "feature-extraction" and r.size == 64]
+    leans = [r.majority_lean() for r in runs]
+    assert len(leans) == 3 and {lean["name"] for lean in leans} == {"earn"}
+    assert round(100 * np.mean([lean["predicted"] for lean in leans]), 1) == 57.1
+    assert round(100 * leans[0]["true"], 1) == 49.8
+    assert all(lean["verdict"] == "distinguishable from zero" for lean in leans)
+    assert "leans on the commonest label more than the data does" in runs[0].majority_lean_text()
