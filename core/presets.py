@@ -56,7 +56,8 @@ def measured(config, runs) -> dict | None:
     """What the preset runs with `config`'s settings (any seed) measured, or None when no preset run
     has them: {"runs", "in_domain", "general_delta", "ci95" (the general change's paired interval),
     "weight_distance", "chosen_epochs" (best_epoch's, per seed), "curve" ({a: {"in_domain",
-    "general_delta"}}, WiSE-FT's)}, means over the runs. `config` is resolved first, so a lesson's
+    "general_delta"}}, WiSE-FT's), "lean" (the commonest label's name, predicted and true shares: core.stats.
+    majority_lean)}, means over the runs. `config` is resolved first, so a lesson's
     short config matches the full one stored with each run."""
     try:
         want = config.resolved().to_dict()
@@ -70,11 +71,14 @@ def measured(config, runs) -> dict | None:
     changes = [r.general_change() for r in same]
     distances = [r.weight_distance for r in same]
     alphas = sorted({c["alpha"] for r in same for c in r.curve})
+    leans = [r.majority_lean() for r in same]
     return {"runs": len(same), "in_domain": mean(r.in_domain_acc for r in same),
             "general_delta": mean(r.general_delta for r in same),
             "ci95": mean(c["ci95"] for c in changes) if None not in changes else None,
             "weight_distance": mean(distances) if None not in distances else None,
             "chosen_epochs": [r.chosen_epoch for r in same],
+            "lean": None if None in leans else {"name": leans[0]["name"], "true": leans[0]["true"],
+                                                "predicted": mean(lean["predicted"] for lean in leans)},
             "curve": {a: {"in_domain": mean(c["in_domain_acc"] for r in same for c in r.curve if c["alpha"] == a),
                           "general_delta": mean(c["general"] - r.pretrained_general["score"]
                                                 for r in same for c in r.curve if c["alpha"] == a)} for a in alphas}}

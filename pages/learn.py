@@ -31,7 +31,7 @@ def r8(preset: str, **settings) -> dict:
     (make results, make remedies) updates its lesson. A figure the presets lack reads as a dash."""
     found = measured(RunConfig(task="r8", **settings), ui.preset_runs("r8", names=[preset]))
     return found or {"runs": 0, "in_domain": None, "general_delta": None, "ci95": None, "weight_distance": None,
-                     "chosen_epochs": [], "curve": {}}
+                     "chosen_epochs": [], "curve": {}, "lean": None}
 
 
 def change(m: dict) -> str:
@@ -58,6 +58,8 @@ zero_shot = r8("r8_remedies_256", strategy="zero-shot", size=256)
 fe_64, full_64 = (r8("r8", strategy=s, size=64) for s in ("feature-extraction", "full"))
 majority = next((r.majority_acc for r in ui.preset_runs("r8", names=["r8_remedies_256"])), None)
 seeds = lambda m: {1: "one seed", 3: "three seeds"}.get(m["runs"], f"{m['runs']} seeds")   # noqa: E731
+lean_64 = {s: (r8("r8", strategy=s, size=64)["lean"] or {"name": "–", "true": None, "predicted": None})
+           for s in ("feature-extraction", "lora", "full")}
 
 LESSONS = [
     ("Overfitting",
@@ -166,6 +168,16 @@ LESSONS = [
      f"and full fine-tuning to {pct(full_64['in_domain'], 0)} (docs/RESULTS.md).",
      [RunConfig(task=task, strategy="zero-shot", size=64), RunConfig(task=task, strategy="feature-extraction", size=64),
       RunConfig(task=task, strategy="full", size=64)]),
+    ("Bias: leaning on the commonest label",
+     "Guessing the commonest label is right more often than any other guess, so a model that has learned little "
+     "guesses it more often than the data has it, and training on skewed or unrepresentative data can amplify "
+     "an imbalance that is already there. After every run the lab says how often it predicted the test set's "
+     "commonest label against how often the texts have it, paired over the same texts, above the per-class "
+     f"view. On R8 at n=64, {lean_64['feature-extraction']['name']} is {pct(lean_64['feature-extraction']['true'])} "
+     f"of the test texts; feature extraction predicted it for {pct(lean_64['feature-extraction']['predicted'])}, "
+     f"LoRA for {pct(lean_64['lora']['predicted'])} and full fine-tuning for {pct(lean_64['full']['predicted'])} "
+     "(three seeds each, docs/RESULTS.md). Run the two and compare what each leans on, then try a larger size.",
+     [RunConfig(task=task, strategy="feature-extraction", size=64), RunConfig(task=task, strategy="full", size=64)]),
 ]
 
 

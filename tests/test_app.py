@@ -184,7 +184,7 @@ def sidebar_is_runnable(at: AppTest):
     return resolved
 
 
-LESSONS = 11      # pages/learn.py: the five ideas, "pushing it too far" and a topic per remedy
+LESSONS = 12      # pages/learn.py: the five ideas, "pushing it too far", a topic per remedy, the lean
 
 
 def test_the_learn_page_has_a_button_per_lesson():
