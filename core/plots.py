@@ -359,15 +359,13 @@ def live_tradeoff_figure(curves: list[dict], title: str = "Forgetting as it happ
     if points:
         ref = 100 * points[0]["general_ref"]
         # the axes keep room around the path and the line, so the labels and the line's name sit inside
-        lo, hi = min(xs + [ref]), max(xs + [ref])
-        pad = max(0.15 * (hi - lo), 0.5)
-        ylo, yhi = min(ys), max(ys)
-        ypad = max(0.2 * (yhi - ylo), 1.0)
         fig.add_vline(x=ref, line=dict(color="grey", dash="dash"))
         fig.add_annotation(x=ref, y=1, yref="paper", text="pre-trained", showarrow=False, xanchor="left",
                            yanchor="bottom", font=dict(color="grey"))
-        fig.update_xaxes(range=[lo - pad, hi + pad])
-        fig.update_yaxes(range=[ylo - ypad, yhi + ypad])
+        # as wide as the trade-off plot's axes at least: a half-point wobble of the live estimate (a few
+        # sentences per task) must not look like forgetting on an axis zoomed to 1.5 points
+        fig.update_xaxes(range=_span(xs + [ref], MIN_SPAN_GENERAL, -1, 101))
+        fig.update_yaxes(range=_span(ys, MIN_SPAN_IN_DOMAIN))
     fig.update_layout(title=title, height=320, template="plotly_white", showlegend=False,
                       xaxis_title="general score, live estimate (%)  ← forgets", yaxis_title="validation accuracy (%)",
                       margin=dict(l=50, r=20, t=50, b=40))

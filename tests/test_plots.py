@@ -180,3 +180,15 @@ def test_every_strategy_brings_its_own_colour_and_an_unknown_one_is_grey():
     colours = [plots.colour(name) for name in STRATEGIES]
     assert len(set(colours)) == len(STRATEGIES) and plots.OTHER_COLOUR not in colours
     assert plots.colour("a-strategy-of-an-old-run") == plots.OTHER_COLOUR
+
+
+def test_the_live_path_is_drawn_on_axes_as_wide_as_the_trade_off_plots():
+    """Seen on a presenter screenshot: the live estimate half a point under the pre-trained line on an
+    axis of 1.5 points looked like forgetting; the axes now span at least what the trade-off plot's do."""
+    curves = [{"epoch": 1, "general_est": 0.635, "general_ref": 0.64, "val_acc": 0.675},
+              {"epoch": 2, "general_est": 0.637, "general_ref": 0.64, "val_acc": 0.70}]
+    fig = plots.live_tradeoff_figure(curves)
+    low, high = fig.layout.xaxis.range
+    assert high - low >= plots.MIN_SPAN_GENERAL and low < 63.5 and high > 64.0
+    low, high = fig.layout.yaxis.range
+    assert high - low >= plots.MIN_SPAN_IN_DOMAIN and low < 67.5 and high > 70.0
